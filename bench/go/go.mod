@@ -1,0 +1,3 @@
+module cgcbench
+
+go 1.19

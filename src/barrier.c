@@ -1,0 +1,117 @@
+/*
+ * barrier.c — the write barrier's slow path (Go's hybrid barrier).
+ *
+ * CGC_STORE (cgc.h) tests cgc_write_barrier_enabled and stores directly
+ * when no mark runs.  While marking, each pointer store records the value
+ * it overwrites (deletion barrier: snapshot of the heap at mark start) and,
+ * while the storing thread's stack has not been scanned yet, the value it
+ * writes (insertion barrier for pointers that only a grey stack holds).
+ * Records go to a per-thread buffer of (old, new) pairs, shaded in batches
+ * when it fills, at the ragged barrier, and at mark termination.
+ *
+ * Everything the barrier records is shaded before the mark can end: the
+ * buffer is flushed by the owner when full (inside cgc, so a stop waits),
+ * and by the collector with the thread held or the world stopped.
+ */
+#include "internal.h"
+
+CGC_API int cgc_write_barrier_enabled;
+
+void cgc__wbuf_flush(cgc_wbuf *b, cgc_gcwork *w) {
+    if (atomic_load_explicit(&cgc__gc_marking, ACQUIRE)) {
+        for (uint32_t i = 0; i < b->n; i++)
+            if (b->ptr[i]) cgc__shade(w, b->ptr[i]);
+    }
+    b->n = 0;
+}
+
+/* The owner's flush of a full buffer. */
+static NOINLINE void wbuf_flush_full(cgc_thread *t) {
+    cgc_gcwork w = {0};
+    cgc__wbuf_flush(&t->wbuf, &w);
+    cgc__gcwork_dispose(&w);
+}
+
+static ALWAYS_INLINE void record(cgc_thread *t, uintptr_t old, uintptr_t new_) {
+    if (unlikely(t->wbuf.n + 2 > WBUF_N * 2)) wbuf_flush_full(t);
+    t->wbuf.ptr[t->wbuf.n++] = old;
+    t->wbuf.ptr[t->wbuf.n++] = new_;
+}
+
+static ALWAYS_INLINE bool stack_grey(cgc_thread *t) {
+    return atomic_load_explicit(&t->stack_scanned_cycle, RELAXED) !=
+           atomic_load_explicit(&cgc__gc_cycle, RELAXED);
+}
+
+static cgc_thread *barrier_thread(void) {
+    cgc_thread *t = cgc__self;
+    return t ? t : cgc__thread_register_self();
+}
+
+/* Reads a slot the program may be writing concurrently (its own race). */
+CGC_NO_SANITIZE static uintptr_t read_slot(void **slot) { return (uintptr_t)__atomic_load_n(slot, __ATOMIC_RELAXED); }
+
+void cgc_store_slow(void **slot, void *value) {
+    cgc_thread *t = barrier_thread();
+    sig_atomic_t prev = cgc__enter(t);
+    if (atomic_load_explicit(&cgc_write_barrier_enabled, RELAXED))
+        record(t, read_slot(slot), stack_grey(t) ? (uintptr_t)value : 0);
+    *slot = value;
+    cgc__leave(t, prev);
+}
+
+bool cgc_cas(void **slot, void *expected, void *desired) {
+    if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)) {
+        cgc_thread *t = barrier_thread();
+        sig_atomic_t prev = cgc__enter(t);
+        /* on success the overwritten value is `expected`; on failure the
+         * record only shades more than needed */
+        if (atomic_load_explicit(&cgc_write_barrier_enabled, RELAXED))
+            record(t, (uintptr_t)expected, stack_grey(t) ? (uintptr_t)desired : 0);
+        bool ok = __atomic_compare_exchange_n(slot, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        cgc__leave(t, prev);
+        return ok;
+    }
+    return __atomic_compare_exchange_n(slot, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+/* Bulk barrier: every word about to be overwritten in [dst, dst+n), and
+ * every word about to be written from src (Go's bulkBarrierPreWrite). */
+CGC_NO_SANITIZE static void bulk_barrier(void *dst, const void *src, size_t n) {
+    cgc_thread *t = barrier_thread();
+    sig_atomic_t prev = cgc__enter(t);
+    if (atomic_load_explicit(&cgc_write_barrier_enabled, RELAXED)) {
+        bool grey = stack_grey(t);
+        uintptr_t d = ((uintptr_t)dst + 7) & ~(uintptr_t)7;
+        uintptr_t end = (uintptr_t)dst + n;
+        for (; d + 8 <= end; d += 8) {
+            uintptr_t old = __atomic_load_n((uintptr_t *)d, __ATOMIC_RELAXED);
+            uintptr_t nw = 0;
+            if (src && grey) {
+                /* src words are unaligned when dst and src differ mod 8 */
+                memcpy(&nw, (const char *)src + (d - (uintptr_t)dst), sizeof nw);
+            }
+            if (old || nw) record(t, old, nw);
+        }
+        if (src && grey && ((uintptr_t)src & 7)) {
+            /* pointers aligned in src but not in dst are not pointers in
+             * dst either; nothing more to shade */
+        }
+    }
+    cgc__leave(t, prev);
+}
+
+void *cgc_memmove(void *dst, const void *src, size_t n) {
+    if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)) bulk_barrier(dst, src, n);
+    return memmove(dst, src, n);
+}
+
+void *cgc_memcpy(void *dst, const void *src, size_t n) {
+    if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)) bulk_barrier(dst, src, n);
+    return memcpy(dst, src, n);
+}
+
+void *cgc_memclr(void *dst, size_t n) {
+    if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)) bulk_barrier(dst, NULL, n);
+    return memset(dst, 0, n);
+}

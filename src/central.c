@@ -1,0 +1,133 @@
+/*
+ * central.c — mcentral: per span class, the spans not in any thread's cache.
+ *
+ * Four lists per class: partial (has a free slot) and full, each split
+ * swept / unswept by sweepgen parity (internal.h).  A thread's cache takes a
+ * swept partial span; failing that it sweeps unswept spans of its class
+ * itself (on-demand sweeping) before the heap grows.  Every list operation
+ * is under the class's lock; a span is on at most one list.
+ */
+#include "internal.h"
+
+cgc_central cgc__central[NUM_CENTRALS];
+
+void cgc__central_init(void) {
+    for (size_t i = 0; i < NUM_CENTRALS; i++) cgc__lock_init(&cgc__central[i].lock);
+}
+
+static void list_push(cgc_span_list *l, cgc_span *s) {
+    CGC_ASSERT(s->list == NULL);
+    s->prev = NULL;
+    s->next = l->head;
+    if (l->head) l->head->prev = s;
+    l->head = s;
+    l->n++;
+    s->list = l;
+    s->where = WHERE_LIST;
+}
+
+static void list_remove(cgc_span_list *l, cgc_span *s) {
+    CGC_ASSERT(s->list == l);
+    if (s->prev) s->prev->next = s->next;
+    else l->head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->list = NULL;
+    s->where = WHERE_NONE;
+    l->n--;
+}
+
+static cgc_span *list_pop(cgc_span_list *l) {
+    cgc_span *s = l->head;
+    if (s) list_remove(l, s);
+    return s;
+}
+
+static unsigned swept_index(uint32_t sg) { return (sg / 2) % 2; }
+
+void cgc__central_remove_locked(cgc_central *c, cgc_span *s) {
+    (void)c;
+    list_remove((cgc_span_list *)s->list, s);
+}
+
+void cgc__central_put_swept(cgc_span *s) {
+    cgc_central *c = &cgc__central[s->spanclass];
+    cgc__lock(&c->lock);
+    uint32_t sg = atomic_load_explicit(&cgc__sweepgen, RELAXED);
+    CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == sg);
+    unsigned i = swept_index(sg);
+    list_push(s->alloc_count < s->nelems ? &c->partial[i] : &c->full[i], s);
+    cgc__unlock(&c->lock);
+}
+
+void cgc__central_put_unswept(cgc_span *s) {
+    cgc_central *c = &cgc__central[s->spanclass];
+    cgc__lock(&c->lock);
+    uint32_t sg = atomic_load_explicit(&cgc__sweepgen, RELAXED);
+    CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == sg - 2);
+    list_push(&c->partial[1 - swept_index(sg)], s);
+    cgc__unlock(&c->lock);
+}
+
+/* Claims s for sweeping: sg-2 -> sg-1 (sweep.c's protocol). */
+static bool claim(cgc_span *s, uint32_t sg) {
+    uint32_t want = sg - 2;
+    return atomic_compare_exchange_strong_explicit(&s->sweepgen, &want, sg - 1, ACQ_REL, RELAXED);
+}
+
+cgc_span *cgc__central_take_unswept(unsigned spanclass) {
+    cgc_central *c = &cgc__central[spanclass];
+    uint32_t sg = atomic_load_explicit(&cgc__sweepgen, ACQUIRE);
+    unsigned u = 1 - swept_index(sg);
+    if (!c->partial[u].head && !c->full[u].head) return NULL; /* racy peek; fine */
+    cgc__lock(&c->lock);
+    cgc_span *s = list_pop(&c->partial[u]);
+    if (!s) s = list_pop(&c->full[u]);
+    if (s && !claim(s, sg)) cgc__fatal("span %p on an unswept list has sweepgen %u (sg %u)", (void *)s->base, atomic_load(&s->sweepgen), sg);
+    if (s) atomic_fetch_add_explicit(&cgc__sweepers_active, 1, RELAXED);
+    cgc__unlock(&c->lock);
+    return s;
+}
+
+cgc_span *cgc__central_cache_span(unsigned spanclass) {
+    cgc_central *c = &cgc__central[spanclass];
+    uint32_t sg = atomic_load_explicit(&cgc__sweepgen, ACQUIRE);
+    unsigned sw = swept_index(sg), un = 1 - sw;
+    cgc_span *s = NULL;
+
+    cgc__lock(&c->lock);
+    s = list_pop(&c->partial[sw]);
+    /* On-demand sweeping: unswept spans of this class before the heap
+     * grows, a bounded number of them so an allocation never stalls long. */
+    for (int tries = 0; !s && tries < 100; tries++) {
+        cgc_span *u = list_pop(&c->partial[un]);
+        if (!u) u = list_pop(&c->full[un]);
+        if (!u) break;
+        if (!claim(u, sg)) cgc__fatal("span %p: bad sweepgen on an unswept list", (void *)u->base);
+        atomic_fetch_add_explicit(&cgc__sweepers_active, 1, RELAXED);
+        cgc__unlock(&c->lock);
+        cgc__sweep_span(u, true);
+        atomic_fetch_sub_explicit(&cgc__sweepers_active, 1, RELEASE);
+        cgc__lock(&c->lock);
+        if (u->alloc_count < u->nelems) s = u;
+        else list_push(&c->full[sw], u);
+    }
+    cgc__unlock(&c->lock);
+    if (!s) {
+        uintptr_t npages = cgc_class_npages[spanclass == TINY_SPAN_CLASS ? cgc_size_to_class8[2] : spanclass / SPAN_KINDS];
+        s = cgc__heap_alloc_span(npages, spanclass);
+        if (!s) return NULL;
+    }
+    s->where = WHERE_CACHED;
+    return s;
+}
+
+void cgc__central_uncache_span(cgc_span *s) {
+    CGC_ASSERT(s->where == WHERE_CACHED);
+    s->where = WHERE_NONE;
+    s->local_free = NULL;
+    s->alloc_cache = 0;
+    s->alloc_count = cgc__span_count_alloc(s);
+    cgc__span_check(s);
+    cgc__central_put_swept(s);
+}

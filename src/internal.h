@@ -1,0 +1,575 @@
+/*
+ * internal.h — cgc's internal data structures and the contracts between its
+ * files.  Never installed; refuses inclusion from outside the library and its
+ * tests.
+ *
+ * Naming: public API cgc_* (include/cgc.h); cross-file internals cgc__*;
+ * everything else is static.
+ *
+ * Layers, bottom up (each file uses only those below it):
+ *   os.c options.c            platform, environment
+ *   arena.c pageheap.c        address -> span map, page allocator, span structs
+ *   span.c                    bitmaps, freeindex, allocCache
+ *   central.c cache.c         per-class span sets, per-thread caches
+ *   work.c mark.c barrier.c   grey work pool, scanning and draining, write barrier
+ *   sweep.c pacer.c           sweepgen protocol, goal/trigger/assists
+ *   threads.c roots.c         registry, handshakes, stacks, data/bss, user roots
+ *   checkmark.c trace.c       verifier, gctrace and statistics
+ *   gc.c                      the cycle (one state machine; overview there)
+ *   malloc.c                  the public entry points
+ * Calls back up go through narrow hooks: cgc__gc_maybe_trigger (allocation ->
+ * cycle), cgc__assist (allocation -> mark).
+ */
+#ifndef CGC_INTERNAL_H
+#define CGC_INTERNAL_H
+
+#if !defined(CGC_BUILDING_LIBRARY)
+#error "internal.h is private to cgc (define CGC_BUILDING_LIBRARY only in cgc and its tests)"
+#endif
+
+#include "cgc.h"
+#include "sizeclasses.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ basics -- */
+
+#define CGC_INTERNAL __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define NOINLINE __attribute__((noinline))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define NORETURN __attribute__((noreturn))
+
+/* Conservative scanning reads words the scanner does not own (other
+ * threads' stacks, data segments, heap objects of any kind).  Exactly the
+ * functions that do so carry this attribute. */
+#define CGC_NO_SANITIZE \
+    __attribute__((no_sanitize("address", "undefined", "thread"))) __attribute__((noinline))
+
+#ifdef CGC_DEBUG_CHECKS
+#define CGC_ASSERT(c) ((c) ? (void)0 : cgc__fatal("assertion failed at %s:%d: %s", __FILE__, __LINE__, #c))
+#else
+#define CGC_ASSERT(c) ((void)0)
+#endif
+
+#define RELAXED memory_order_relaxed
+#define ACQUIRE memory_order_acquire
+#define RELEASE memory_order_release
+#define ACQ_REL memory_order_acq_rel
+#define SEQ_CST memory_order_seq_cst
+
+typedef _Atomic uint64_t atomic_u64;
+typedef _Atomic uint32_t atomic_u32;
+
+/* --------------------------------------------------------------- os.c -- */
+
+void *cgc__os_reserve(size_t size, size_t align); /* zeroed, read-write */
+void cgc__os_unmap(void *p, size_t size);
+void cgc__os_release(void *p, size_t size); /* contents become zero, RSS drops */
+uint64_t cgc__nanotime(void);               /* monotonic */
+uint64_t cgc__walltime(void);               /* unix ns */
+uint64_t cgc__thread_cputime(void);
+uint64_t cgc__process_cputime(void);
+int cgc__ncpu(void);
+NORETURN void cgc__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cgc__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cgc__printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An internal lock: a pthread mutex, reset in the child after fork. */
+typedef pthread_mutex_t cgc_lock;
+void cgc__lock_init(cgc_lock *l);
+#define cgc__lock(l) pthread_mutex_lock(l)
+#define cgc__unlock(l) pthread_mutex_unlock(l)
+
+/* ---------------------------------------------------------- options.c -- */
+
+/* One table of options (options.c); values after cgc__options_init. */
+typedef struct cgc_options {
+    int percent;          /* CGC_PERCENT; <0 = off */
+    int64_t memlimit;     /* CGC_MEMLIMIT; INT64_MAX = none */
+    int maxprocs;         /* CGC_MAXPROCS */
+    int gctrace;          /* CGC_DEBUG=gctrace */
+    int gccheckmark;      /* CGC_DEBUG=gccheckmark */
+    int gcstoptheworld;   /* CGC_DEBUG=gcstoptheworld */
+    int sigsuspend;       /* CGC_DEBUG=sigsuspend */
+} cgc_options;
+extern cgc_options cgc__opt CGC_INTERNAL;
+void cgc__options_init(void);
+void cgc__options_set_signal(int signo);
+
+/* ---------------------------------------------------- arena / pageheap -- */
+
+#define ARENA_SHIFT 26
+#define ARENA_SIZE ((uintptr_t)1 << ARENA_SHIFT) /* 64 MiB */
+#define PAGES_PER_ARENA (ARENA_SIZE >> CGC_PAGE_SHIFT) /* 8192 */
+#define ARENA_L1_BITS (47 - ARENA_SHIFT)               /* user space is 47 bits */
+#define CHUNK_PAGES 64
+#define CHUNKS_PER_ARENA (PAGES_PER_ARENA / CHUNK_PAGES)
+
+/* Span kinds: how objects of a span are scanned.  span class = size class *
+ * SPAN_KINDS + kind; the tiny allocator's blocks have a class of their own. */
+enum span_kind {
+    KIND_SCAN = 0,   /* cgc_malloc: every aligned word is a candidate pointer */
+    KIND_NOSCAN = 1, /* cgc_malloc_atomic: never scanned */
+    KIND_TYPED = 2,  /* cgc_malloc_typed: small objects carry a 16-byte header
+                        {type, user size}; large ones keep both in the span */
+    SPAN_KINDS = 3
+};
+#define NUM_SPAN_CLASSES (CGC_NUM_SIZE_CLASSES * SPAN_KINDS)
+#define TINY_SPAN_CLASS NUM_SPAN_CLASSES /* noscan 16-byte blocks for the tiny allocator */
+#define NUM_CENTRALS (NUM_SPAN_CLASSES + 1)
+#define TYPED_HEADER 16
+#define TINY_BLOCK 16
+
+enum span_state {
+    SPAN_FREE = 0,   /* struct on the free list or pages returned */
+    SPAN_IN_USE = 1, /* holds objects; reachable through the map */
+};
+
+/* Where a span is (debug checks and list bookkeeping). */
+enum span_where {
+    WHERE_NONE = 0,   /* being swept, allocated, or in transit */
+    WHERE_LIST = 1,   /* on one of its mcentral's lists */
+    WHERE_CACHED = 2, /* in a thread's mcache */
+};
+
+struct cgc_type {
+    size_t size;      /* bytes per element */
+    size_t nptrs;
+    size_t offsets[]; /* byte offsets of the pointer words, ascending */
+};
+
+/* A span: a run of pages holding objects of one size class (or one large
+ * object).  Span structs are never unmapped, so a stale lookup reads valid
+ * (if meaningless) memory and is rejected by the state check.
+ *
+ * Invariants (checked by cgc__span_check in debug builds):
+ *  - alloc_bits is exact: bit i set <=> slot i is allocated.  Slots on
+ *    the owner's local_free list have their bit clear; slots on the
+ *    remote_free list keep it set until the owner or the sweeper takes
+ *    them.  Bits at and beyond nelems are never set.
+ *  - While cached by a thread, only that thread writes alloc_bits,
+ *    freeindex, alloc_cache and local_free; while not cached, only the
+ *    sweeper that claimed it (sweepgen sg-1) or mcentral under its lock.
+ *  - alloc_cache bit k == slot freeindex+k is free, for the slots up to the
+ *    end of freeindex's 64-bit word; 0 means "look again in alloc_bits".
+ *  - local_free holds only slots below freeindex whose alloc bit is clear.
+ *  - mark_bits are written only during marking (atomically), read by sweep.
+ *  - sweepgen, relative to the heap's sg: sg-2 needs sweeping, sg-1 being
+ *    swept, sg swept; cached spans are always swept (mark termination hands
+ *    every cached span back before sg advances).
+ *  - A span is freed to the page heap only while no mark runs.
+ */
+typedef struct cgc_span {
+    uintptr_t base;
+    uintptr_t limit;     /* base + nelems * elemsize */
+    uintptr_t elemsize;
+    uint32_t npages;
+    uint32_t nelems;
+    uint32_t divmagic;   /* (off * divmagic) >> 32 == off / elemsize */
+    uint16_t spanclass;
+    uint8_t sizeclass;
+    uint8_t kind;
+    _Atomic uint8_t state;
+    uint8_t where;
+    uint8_t needzero;    /* pages may hold old data */
+    _Atomic uint8_t large_freed; /* large object freed explicitly while marking */
+    atomic_u32 sweepgen;
+
+    /* allocation state (owner only) */
+    uint32_t freeindex;
+    uint32_t alloc_count; /* allocated objects, exact outside a cache */
+    uint64_t alloc_cache;
+    void *local_free;
+    _Atomic(void *) remote_free; /* cgc_free from other threads: a stack */
+
+    /* large typed objects */
+    const cgc_type *type;
+    size_t user_size;
+
+    struct cgc_span *next, *prev; /* mcentral list, or free struct list */
+    void *list;                   /* the mcentral list it is on, or NULL */
+
+    _Atomic uint64_t alloc_bits[16];
+    _Atomic uint64_t mark_bits[16];
+    _Atomic uint64_t check_bits[16]; /* gccheckmark's separate mark */
+} cgc_span;
+
+#define SPAN_MAX_ELEMS 1024
+#define SPAN_BITMAP_WORDS 16
+
+typedef struct cgc_arena {
+    uintptr_t base;
+    struct cgc_arena *next;                    /* address order */
+    _Atomic(cgc_span *) spans[PAGES_PER_ARENA]; /* page -> span, NULL if free */
+    uint64_t free_bits[PAGES_PER_ARENA / 64];  /* 1 = page free */
+    uint64_t dirty_bits[PAGES_PER_ARENA / 64]; /* 1 = page used since mapped */
+    uint64_t released_bits[PAGES_PER_ARENA / 64]; /* 1 = returned to the OS */
+    /* summaries of free runs per 64-page chunk (pages): at the start, the
+     * longest anywhere, at the end.  longest_run is the arena's maximum. */
+    uint8_t sum_start[CHUNKS_PER_ARENA];
+    uint8_t sum_max[CHUNKS_PER_ARENA];
+    uint8_t sum_end[CHUNKS_PER_ARENA];
+    uint32_t longest_run;
+    uint32_t used_pages;
+} cgc_arena;
+
+extern _Atomic(cgc_arena *) *cgc__arena_map CGC_INTERNAL;
+
+/* O(1): the span holding address p, or NULL.  Valid for any address. */
+static ALWAYS_INLINE cgc_span *cgc__span_of(uintptr_t p) {
+    if (unlikely(p >> 47)) return NULL;
+    cgc_arena *a = atomic_load_explicit(&cgc__arena_map[p >> ARENA_SHIFT], ACQUIRE);
+    if (a == NULL) return NULL;
+    /* acquire pairs with the release store that published the span after
+     * its fields were set (pageheap.c) */
+    return atomic_load_explicit(&a->spans[(p & (ARENA_SIZE - 1)) >> CGC_PAGE_SHIFT], ACQUIRE);
+}
+
+/* The span holding p if it is in use and p lies within its objects. */
+static ALWAYS_INLINE cgc_span *cgc__span_of_heap(uintptr_t p) {
+    cgc_span *s = cgc__span_of(p);
+    if (s == NULL || atomic_load_explicit(&s->state, ACQUIRE) != SPAN_IN_USE) return NULL;
+    if (p < s->base || p >= s->limit) return NULL;
+    return s;
+}
+
+static ALWAYS_INLINE uint32_t cgc__obj_index(const cgc_span *s, uintptr_t p) {
+    return (uint32_t)(((uint64_t)(p - s->base) * s->divmagic) >> 32);
+}
+static ALWAYS_INLINE bool cgc__bit(_Atomic uint64_t *bits, uint32_t i) {
+    return (atomic_load_explicit(&bits[i >> 6], RELAXED) >> (i & 63)) & 1;
+}
+
+void cgc__heap_init(void);
+/* Allocates a span of npages for spanclass (sizeclass 0 = large); NULL when
+ * the OS refuses memory. */
+cgc_span *cgc__heap_alloc_span(uintptr_t npages, unsigned spanclass);
+/* Returns a span's pages to the page heap.  Only while no mark runs. */
+void cgc__heap_free_span(cgc_span *s);
+/* Returns free pages to the OS (the scavenger); retain bytes stay mapped. */
+size_t cgc__heap_scavenge(size_t retain_bytes);
+typedef struct cgc_heap_totals {
+    uint64_t sys, inuse, released;
+} cgc_heap_totals;
+void cgc__heap_totals(cgc_heap_totals *t);
+extern cgc_lock cgc__heap_lock CGC_INTERNAL;
+/* Iterate all in-use spans: only with the world stopped or for debugging. */
+void cgc__heap_for_each_span(void (*fn)(cgc_span *, void *), void *arg);
+
+/* ------------------------------------------------------------- span.c -- */
+
+void cgc__span_init(cgc_span *s, unsigned spanclass, uintptr_t npages);
+/* Next free slot of a cached span when alloc_cache is empty; -1 if full. */
+int64_t cgc__span_next_free_slow(cgc_span *s);
+uint32_t cgc__span_count_alloc(cgc_span *s);
+void cgc__span_check(cgc_span *s);
+/* Go's size -> class table, adjusted (span.c) so that size 0 gets the
+ * 8-byte class and 17..24 the 32-byte class: objects of 16 B and more are
+ * 16-byte aligned. */
+extern uint8_t cgc__class8[CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV + 1] CGC_INTERNAL;
+void cgc__span_tables_init(void);
+static ALWAYS_INLINE unsigned cgc__size_class(size_t size) {
+    if (size <= CGC_SMALL_SIZE_MAX) return cgc__class8[(size + 7) >> 3];
+    return cgc_size_to_class128[(size - CGC_SMALL_SIZE_MAX + 127) >> 7];
+}
+
+/* ---------------------------------------------------------- central.c -- */
+
+typedef struct cgc_span_list {
+    cgc_span *head;
+    size_t n;
+} cgc_span_list;
+
+/* Per span class.  partial[]/full[] are indexed by sweepgen parity:
+ * [sg/2 % 2] holds swept spans, the other unswept ones; advancing sg by 2
+ * turns every swept set into an unswept one without touching a span. */
+typedef struct cgc_central {
+    cgc_lock lock;
+    cgc_span_list partial[2];
+    cgc_span_list full[2];
+    char pad[64];
+} cgc_central;
+extern cgc_central cgc__central[NUM_CENTRALS] CGC_INTERNAL;
+void cgc__central_init(void);
+/* A swept span with at least one free slot, for a thread's cache. */
+cgc_span *cgc__central_cache_span(unsigned spanclass);
+/* Gives back a span a cache held (any thread; world may be stopped). */
+void cgc__central_uncache_span(cgc_span *s);
+/* Puts a swept span on its class's list (partial or full). */
+void cgc__central_put_swept(cgc_span *s);
+/* Puts a span on its class's unswept list. */
+void cgc__central_put_unswept(cgc_span *s);
+/* Takes one unswept span and claims it (sweepgen sg-1), or NULL. */
+cgc_span *cgc__central_take_unswept(unsigned spanclass);
+/* Removes s from whatever list it is on (lock held by caller). */
+void cgc__central_remove_locked(cgc_central *c, cgc_span *s);
+
+/* ------------------------------------------------------------ cache.c -- */
+
+extern cgc_span cgc__empty_span CGC_INTERNAL; /* a full span that never refills */
+
+/* Per thread: one span per span class; the fast path reads it without
+ * locks or atomic read-modify-writes. */
+typedef struct cgc_mcache {
+    cgc_span *alloc[NUM_CENTRALS];
+    uintptr_t tiny;        /* current tiny block, 0 if none */
+    uint32_t tiny_offset;
+    /* counters merged into the global statistics on refill and flush */
+    uint64_t nmalloc[NUM_CENTRALS];
+    uint64_t nlarge, large_bytes;
+    uint64_t nfree;
+    int64_t live_delta;    /* bytes freed locally (negative) since the last merge */
+} cgc_mcache;
+
+void cgc__cache_init(cgc_mcache *c);
+/* Replaces c->alloc[spc] with a span that has a free slot; false on OOM. */
+bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass);
+/* Hands every cached span back (thread exit, mark termination). */
+void cgc__cache_flush(cgc_mcache *c);
+void cgc__cache_merge_stats(cgc_mcache *c);
+
+/* ------------------------------------------------------------- work.c -- */
+
+#define WORKBUF_BYTES 2048
+#define WORKBUF_N ((WORKBUF_BYTES - 16) / sizeof(uintptr_t))
+typedef struct cgc_workbuf {
+    struct cgc_workbuf *next;
+    uint64_t n;
+    uintptr_t obj[WORKBUF_N];
+} cgc_workbuf;
+
+/* A marker's view of the grey pool: two local buffers (Go's gcWork). */
+typedef struct cgc_gcwork {
+    cgc_workbuf *cur, *spare;
+    uint64_t bytes_marked; /* objects greyed by this marker, in bytes */
+    uint64_t scan_work;    /* bytes scanned */
+    bool checkmark;        /* marking into check_bits */
+    uintptr_t src;         /* checkmark: what is being scanned (object or root) */
+    const char *src_kind;
+} cgc_gcwork;
+
+void cgc__work_init(void);
+void cgc__gcwork_push(cgc_gcwork *w, uintptr_t obj);
+bool cgc__gcwork_pop(cgc_gcwork *w, uintptr_t *obj);
+void cgc__gcwork_flush(cgc_gcwork *w); /* hand every local buffer to the pool */
+void cgc__gcwork_dispose(cgc_gcwork *w);
+bool cgc__work_available(void);      /* a full buffer is in the pool */
+bool cgc__work_empty(void);          /* no full buffer in the pool */
+extern atomic_u64 cgc__work_full_count CGC_INTERNAL;
+
+/* ------------------------------------------------------------- mark.c -- */
+
+/* Greys the object p points into, if it is an allocated heap object. */
+void cgc__shade(cgc_gcwork *w, uintptr_t p);
+/* Scans [lo, hi) conservatively. */
+void cgc__scan_range(cgc_gcwork *w, uintptr_t lo, uintptr_t hi);
+/* Drains: scans grey objects until none are left or budget (bytes of
+ * scan work, 0 = unlimited) or deadline (ns, 0 = none) is reached. */
+void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline);
+/* Root jobs of the current mark (globals shards, user roots, stacks). */
+bool cgc__mark_root_job(cgc_gcwork *w);
+void cgc__mark_roots_prepare(bool world_stopped);
+bool cgc__mark_roots_done(void);
+void cgc__mark_workers_start(void);
+void cgc__mark_workers_wake(void);
+bool cgc__mark_wait_idle(void); /* coordinator: wait until no worker has work */
+void cgc__mark_workers_stop(void);
+void cgc__mark_stw_drain(void); /* world stopped: drain all with every worker */
+
+extern _Atomic int cgc__gc_marking CGC_INTERNAL; /* allocate black; shade */
+
+/* ---------------------------------------------------------- barrier.c -- */
+
+#define WBUF_N 256 /* (old, new) pairs */
+typedef struct cgc_wbuf {
+    uint32_t n;
+    uintptr_t ptr[WBUF_N * 2];
+} cgc_wbuf;
+void cgc__wbuf_flush(cgc_wbuf *b, cgc_gcwork *w); /* shade all, empty b */
+
+/* ---------------------------------------------------------- threads.c -- */
+
+/* A registered thread.  Lifetime: from registration (pthread_create
+ * wrapper, attach, or first allocation) to exit or detach; the struct
+ * itself is kept on a free list for reuse (never freed) so the collector's
+ * walk of the list never touches freed memory. */
+enum thread_state {
+    TS_RUNNING = 0,  /* may touch the heap; stopped by signal */
+    TS_BLOCKING,     /* in cgc_blocking_begin..end: scanned as saved */
+    TS_BLOCKING_HELD,/* blocking, and the collector is reading its stack */
+    TS_DEAD,
+};
+
+typedef struct cgc_thread {
+    struct cgc_thread *next;
+    pthread_t pthread;
+    pid_t tid;
+    uintptr_t stack_lo, stack_hi; /* mapping; scanned [sp, stack_hi) */
+    uintptr_t tls_lo, tls_hi;     /* static TLS block */
+    _Atomic int state;
+
+    /* signal handshake */
+    volatile sig_atomic_t in_cgc;       /* inside cgc: handshake deferred */
+    volatile sig_atomic_t stop_pending; /* a handshake waits for us */
+    _Atomic int hs;                     /* handshake word (threads.c) */
+    bool signalled;                     /* this stop signalled it (else held blocking) */
+    uintptr_t saved_sp;
+    uintptr_t saved_regs[32];
+    int blocking_depth;
+
+    /* collector per-thread state */
+    atomic_u32 stack_scanned_cycle; /* == current cycle: stack is black */
+    uint64_t stack_bytes;           /* scanned last time (pacer) */
+    bool is_main;
+
+    cgc_mcache cache;
+    cgc_wbuf wbuf;
+} cgc_thread;
+
+extern __thread cgc_thread *cgc__self __attribute__((tls_model("initial-exec"))) CGC_INTERNAL;
+
+cgc_thread *cgc__thread_register_self(void); /* idempotent */
+void cgc__threads_init(void);
+/* Enter / leave cgc's own code: a handshake that arrives in between is
+ * answered at leave. */
+static ALWAYS_INLINE sig_atomic_t cgc__enter(cgc_thread *t) {
+    sig_atomic_t prev = t->in_cgc;
+    t->in_cgc = 1;
+    atomic_signal_fence(SEQ_CST);
+    return prev;
+}
+void cgc__handshake_deferred(cgc_thread *t);
+static ALWAYS_INLINE void cgc__leave(cgc_thread *t, sig_atomic_t prev) {
+    atomic_signal_fence(SEQ_CST);
+    t->in_cgc = prev;
+    atomic_signal_fence(SEQ_CST);
+    if (unlikely(t->stop_pending) && prev == 0) cgc__handshake_deferred(t);
+}
+
+/* World stop (all registered threads but the caller, which must not be a
+ * registered thread holding heap pointers it cares about unless it is the
+ * caller of cgc_collect: its own stack is scanned directly). */
+void cgc__stop_world(void);
+void cgc__start_world(void);
+/* Hold one thread (concurrent stack scan, ragged barrier): returns with the
+ * thread parked or held blocking; false if it exited. */
+bool cgc__thread_hold(cgc_thread *t);
+void cgc__thread_release(cgc_thread *t);
+/* Iteration over registered threads under the registry lock. */
+void cgc__threads_lock(void);
+void cgc__threads_unlock(void);
+extern cgc_thread *cgc__threads CGC_INTERNAL;
+extern atomic_u32 cgc__nthreads CGC_INTERNAL;
+/* The range of t's stack to scan (world stopped or t held). */
+void cgc__thread_scan_stack(cgc_thread *t, cgc_gcwork *w);
+
+/* ------------------------------------------------------------ roots.c -- */
+
+typedef struct cgc_range {
+    uintptr_t lo, hi;
+} cgc_range;
+/* Writable segments of all loaded objects (dl_iterate_phdr); never call
+ * with the world stopped (the loader lock may be held by a stopped thread). */
+size_t cgc__roots_collect_segments(cgc_range **out);
+size_t cgc__roots_user(cgc_range **out); /* copy of cgc_add_roots ranges */
+void cgc__roots_init(void);
+
+/* ------------------------------------------------------------ sweep.c -- */
+
+extern atomic_u32 cgc__sweepgen CGC_INTERNAL;
+/* Sweeps a span claimed at sg-1.  Returns true if the span survives (it is
+ * then on no list; caller puts it somewhere) — false if it went back to the
+ * page heap.  preserve: keep even if empty (mcentral wants to use it). */
+bool cgc__sweep_span(cgc_span *s, bool preserve);
+/* Sweeps one span from any class; false when nothing was left. */
+bool cgc__sweep_one(void);
+void cgc__sweep_finish(void);       /* sweep everything left, wait for sweepers */
+void cgc__sweep_start(void);        /* after sg advanced: wake the sweeper */
+void cgc__sweeper_init(void);
+extern atomic_u32 cgc__sweepers_active CGC_INTERNAL;
+extern atomic_u64 cgc__sweep_pages_left CGC_INTERNAL;
+
+/* ------------------------------------------------------------ pacer.c -- */
+
+typedef struct cgc_pacer {
+    atomic_u64 heap_live;     /* bytes in allocated objects + cached spans */
+    atomic_u64 heap_marked;   /* live after the last mark */
+    atomic_u64 heap_goal;
+    atomic_u64 trigger;
+    atomic_u64 scan_work_expected;
+    atomic_u64 scan_work_done;      /* this cycle, by everybody */
+    _Atomic int64_t bg_credit;      /* scan work done by workers not yet used by assists */
+    _Atomic double assist_work_per_byte;
+    uint64_t globals_bytes, stacks_bytes;
+    double cons_mark;         /* smoothed allocation during mark per scan byte */
+    uint64_t mark_start_live, mark_start_ns;
+} cgc_pacer;
+extern cgc_pacer cgc__pacer CGC_INTERNAL;
+void cgc__pacer_cycle_start(void);
+void cgc__pacer_cycle_end(uint64_t marked, uint64_t scan_work, uint64_t mark_ns);
+void cgc__pacer_revise(void);
+/* Allocation of bytes while marking: pay scan work, bounded in time. */
+void cgc__assist(cgc_thread *t, uint64_t bytes);
+uint64_t cgc__pacer_goal(uint64_t marked);
+
+/* --------------------------------------------------------------- gc.c -- */
+
+enum gc_phase {
+    PHASE_OFF = 0,         /* sweeping (or nothing) */
+    PHASE_SWEEP_TERM,      /* world stopping to begin a cycle */
+    PHASE_MARK,            /* concurrent mark, barrier on */
+    PHASE_MARK_TERM,       /* world stopped, finishing the mark */
+};
+extern _Atomic int cgc__gc_phase CGC_INTERNAL;
+extern atomic_u32 cgc__gc_cycle CGC_INTERNAL; /* number of the current / last cycle */
+extern _Atomic int cgc__gc_disabled CGC_INTERNAL;
+extern _Atomic int cgc__gc_stw_mode CGC_INTERNAL;
+extern atomic_u32 cgc__init_done CGC_INTERNAL;
+void cgc__gc_init(void);
+/* Allocation grew heap_live: start a cycle if it crossed the trigger. */
+void cgc__gc_maybe_trigger(void);
+void cgc__ensure_init(void);
+
+/* ------------------------------------------------------- checkmark.c -- */
+
+void cgc__checkmark_verify(void); /* world stopped, mark complete */
+
+/* ------------------------------------------------------------ trace.c -- */
+
+typedef struct cgc_global_stats {
+    atomic_u64 total_alloc, mallocs, frees;
+    atomic_u64 num_gc, num_forced_gc;
+    atomic_u64 pause_total_ns, pause_max_ns, num_pauses;
+    atomic_u64 pause_ns[CGC_PAUSE_HISTORY];
+    atomic_u64 gc_cpu_ns, assist_ns, assist_max_ns;
+    atomic_u64 last_gc_unix_ns;
+    atomic_u64 large_inuse;
+} cgc_global_stats;
+extern cgc_global_stats cgc__stats CGC_INTERNAL;
+void cgc__record_pause(uint64_t ns);
+extern uint64_t cgc__start_ns CGC_INTERNAL;
+
+/* The cycle's measurements for gctrace. */
+typedef struct cgc_cycle_trace {
+    uint64_t start_ns;
+    uint64_t stw1_ns, mark_ns, stw2_ns;      /* clock */
+    uint64_t cpu_stw1, cpu_assist, cpu_bg, cpu_idle, cpu_stw2;
+    uint64_t heap_start, heap_end, heap_marked, goal;
+    uint64_t stacks, globals;
+    int procs;
+    bool forced;
+} cgc_cycle_trace;
+void cgc__trace_cycle(const cgc_cycle_trace *t);
+
+/* Hooks for mark worker CPU accounting (mark.c -> gc.c trace). */
+extern atomic_u64 cgc__cpu_bg_ns CGC_INTERNAL, cgc__cpu_idle_ns CGC_INTERNAL,
+    cgc__cpu_assist_ns CGC_INTERNAL;
+
+#endif /* CGC_INTERNAL_H */

@@ -1,0 +1,420 @@
+/*
+ * malloc.c — the public allocation entry points.
+ *
+ * Small objects (<= 32 KiB): the thread's cached span for the object's span
+ * class; the fast path pops the span's local free list or takes the lowest
+ * set bit of allocCache, sets the alloc bit, and zeroes only if the span's
+ * memory may be dirty.  No lock, no atomic read-modify-write; the thread is
+ * marked as inside cgc so that a stop request waits until it leaves.
+ * While a mark runs, new objects are allocated black (mark bit set).
+ * Tiny noscan objects (< 16 B) are packed into 16-byte blocks.
+ * Large objects get a span of their own from the page heap.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static _Atomic(cgc_oom_handler) oom_handler;
+
+/* The freed-object mark written into the second word of an object freed to
+ * another thread's span: detects most double frees still pending there. */
+static uintptr_t free_cookie;
+
+static ALWAYS_INLINE void set_bit(_Atomic uint64_t *bits, uint32_t idx) {
+    _Atomic uint64_t *w = &bits[idx >> 6];
+    /* owner-only writer: a plain load and store, no locked instruction */
+    atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) | (1ull << (idx & 63)), RELAXED);
+}
+
+/* Allocation while marking: the new object is black. */
+static NOINLINE void mark_new_object(cgc_span *s, uint32_t idx) {
+    atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
+    atomic_fetch_add_explicit(&cgc__pacer.heap_marked, s->elemsize, RELAXED);
+}
+
+static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc);
+
+/* Hands out slot idx of s (alloc bit, zeroing, counting, colour). */
+static ALWAYS_INLINE void *take_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx, bool dirty) {
+    /* While marking, the mark bit first: a marker that finds the slot
+     * allocated then finds it black and never scans it half-built.  (The
+     * call is opaque to the compiler, so the alloc bit's store stays after
+     * it; x86-TSO keeps the order for other cores.) */
+    if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) mark_new_object(s, idx);
+    set_bit(s->alloc_bits, idx);
+    uintptr_t obj = s->base + idx * s->elemsize;
+    if (dirty) memset((void *)obj, 0, s->elemsize);
+    t->cache.nmalloc[spc]++;
+    return (void *)obj;
+}
+
+/* The fast path.  Inside cgc (t->in_cgc set by the caller). */
+static ALWAYS_INLINE void *small_alloc(cgc_thread *t, unsigned spc) {
+    cgc_span *s = t->cache.alloc[spc];
+    void *f = s->local_free;
+    if (f) {
+        s->local_free = *(void **)f;
+        return take_slot(t, s, spc, cgc__obj_index(s, (uintptr_t)f), true);
+    }
+    uint64_t cache = s->alloc_cache;
+    if (unlikely(cache == 0)) return small_alloc_slow(t, spc);
+    unsigned tz = (unsigned)__builtin_ctzll(cache);
+    uint32_t idx = s->freeindex + tz;
+    s->alloc_cache = (cache >> tz) >> 1;
+    s->freeindex = idx + 1;
+    return take_slot(t, s, spc, idx, s->needzero);
+}
+
+static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc) {
+    cgc_span *s = t->cache.alloc[spc];
+    int64_t idx = s == &cgc__empty_span ? -1 : cgc__span_next_free_slow(s);
+    if (idx < 0) {
+        if (!cgc__cache_refill(&t->cache, spc)) return NULL;
+        s = t->cache.alloc[spc];
+        if (s->local_free) return small_alloc(t, spc);
+        s->alloc_cache = 0;
+        idx = cgc__span_next_free_slow(s);
+        if (idx < 0) cgc__fatal("refilled span %p of class %u has no free slot", (void *)s->base, spc);
+    }
+    return take_slot(t, s, spc, (uint32_t)idx, s->needzero);
+}
+
+static void *large_alloc(cgc_thread *t, size_t size, unsigned kind, const cgc_type *type) {
+    uintptr_t npages = (size + CGC_PAGE_SIZE - 1) >> CGC_PAGE_SHIFT;
+    cgc_span *s = cgc__heap_alloc_span(npages, kind);
+    if (!s) return NULL;
+    s->type = type;
+    s->user_size = size;
+    if (s->needzero) memset((void *)s->base, 0, s->elemsize);
+    set_bit(s->alloc_bits, 0);
+    s->alloc_count = 1;
+    if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) mark_new_object(s, 0);
+    cgc__central_put_swept(s);
+    t->cache.nlarge++;
+    t->cache.large_bytes += s->elemsize;
+    atomic_fetch_add_explicit(&cgc__pacer.heap_live, s->elemsize, RELAXED);
+    cgc__gc_maybe_trigger();
+    if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) cgc__assist(t, s->elemsize);
+    return (void *)s->base;
+}
+
+static ALWAYS_INLINE cgc_thread *self_thread(void) {
+    cgc_thread *t = cgc__self;
+    if (unlikely(!t)) t = cgc__thread_register_self();
+    return t;
+}
+
+/* Allocation failed: collect, ask the handler, retry once; else ENOMEM. */
+static NOINLINE void *alloc_failed(size_t size, void *(*retry)(size_t, const void *), const void *arg) {
+    cgc_collect();
+    void *p = retry(size, arg);
+    if (p) return p;
+    cgc_oom_handler h = atomic_load(&oom_handler);
+    if (h) {
+        h(size);
+        p = retry(size, arg);
+        if (p) return p;
+    }
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* One allocation of `size` bytes of span kind `kind`; NULL if out of memory. */
+static ALWAYS_INLINE void *alloc_kind(size_t size, unsigned kind, const cgc_type *type) {
+    cgc_thread *t = self_thread();
+    sig_atomic_t prev = cgc__enter(t);
+    void *p;
+    if (likely(size <= CGC_MAX_SMALL_SIZE)) {
+        p = small_alloc(t, cgc__size_class(size) * SPAN_KINDS + kind);
+    } else if (size > ((size_t)1 << 46)) {
+        p = NULL; /* more than the address space can hold */
+    } else {
+        p = large_alloc(t, size, kind, type);
+    }
+    cgc__leave(t, prev);
+    return p;
+}
+
+static void *retry_scan(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_SCAN, NULL); }
+static void *retry_noscan(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_NOSCAN, NULL); }
+
+void *cgc_malloc(size_t size) {
+    void *p = alloc_kind(size, KIND_SCAN, NULL);
+    if (unlikely(!p)) return alloc_failed(size, retry_scan, NULL);
+    return p;
+}
+
+/* Tiny objects: noscan, under 16 bytes, packed into the thread's current
+ * 16-byte block at an offset aligned as the size allows.  The block is one
+ * object to the collector: it lives while any of its pieces is referenced. */
+static void *tiny_alloc(size_t size) {
+    cgc_thread *t = self_thread();
+    cgc_mcache *c = &t->cache;
+    sig_atomic_t prev = cgc__enter(t);
+    uint32_t off = c->tiny_offset;
+    if ((size & 7) == 0) off = (off + 7) & ~7u;
+    else if ((size & 3) == 0) off = (off + 3) & ~3u;
+    else if ((size & 1) == 0) off = (off + 1) & ~1u;
+    void *p;
+    if (c->tiny && off + size <= TINY_BLOCK) {
+        p = (void *)(c->tiny + off);
+        c->tiny_offset = off + (uint32_t)size;
+        c->nmalloc[TINY_SPAN_CLASS]++;
+        if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) {
+            cgc_span *s = cgc__span_of(c->tiny);
+            uint32_t idx = cgc__obj_index(s, c->tiny);
+            if (!cgc__bit(s->mark_bits, idx)) mark_new_object(s, idx);
+        }
+    } else {
+        p = small_alloc(t, TINY_SPAN_CLASS);
+        if (p) {
+            c->tiny = (uintptr_t)p;
+            c->tiny_offset = (uint32_t)size;
+        }
+    }
+    cgc__leave(t, prev);
+    return p;
+}
+
+static void *retry_tiny(size_t size, const void *arg) { (void)arg; return tiny_alloc(size); }
+
+void *cgc_malloc_atomic(size_t size) {
+    void *p;
+    if (size > 0 && size < TINY_BLOCK) {
+        p = tiny_alloc(size);
+        if (unlikely(!p)) return alloc_failed(size, retry_tiny, NULL);
+        return p;
+    }
+    p = alloc_kind(size, KIND_NOSCAN, NULL);
+    if (unlikely(!p)) return alloc_failed(size, retry_noscan, NULL);
+    return p;
+}
+
+void *cgc_calloc(size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return cgc_malloc(total);
+}
+
+/* ----------------------------------------------------------- typed -- */
+
+const cgc_type *cgc_type_new(size_t size, const size_t *offsets, size_t count) {
+    if (size == 0 || size % sizeof(void *) || (count && !offsets) || count > size / sizeof(void *)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (offsets[i] % sizeof(void *) || offsets[i] >= size || (i && offsets[i] <= offsets[i - 1])) {
+            errno = EINVAL;
+            return NULL;
+        }
+    }
+    cgc_type *t = malloc(sizeof *t + count * sizeof(size_t));
+    if (!t) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    t->size = size;
+    t->nptrs = count;
+    if (count) memcpy(t->offsets, offsets, count * sizeof(size_t));
+    return t;
+}
+
+static void *retry_typed(size_t size, const void *arg);
+
+static void *typed_alloc(size_t size, const cgc_type *type) {
+    cgc_thread *t = self_thread();
+    sig_atomic_t prev = cgc__enter(t);
+    if (size > CGC_MAX_SMALL_SIZE - TYPED_HEADER) {
+        /* large: the type and size live in the span, no header */
+        void *p = size > ((size_t)1 << 46) ? NULL : large_alloc(t, size, KIND_TYPED, type);
+        cgc__leave(t, prev);
+        return p;
+    }
+    uintptr_t *obj = small_alloc(t, cgc__size_class(size + TYPED_HEADER) * SPAN_KINDS + KIND_TYPED);
+    if (obj) {
+        /* the header is written before the thread can be stopped, size
+         * before type (mark.c reads the type, then the size) */
+        obj[1] = size;
+        atomic_thread_fence(RELEASE);
+        obj[0] = (uintptr_t)type;
+    }
+    cgc__leave(t, prev);
+    return obj ? obj + 2 : NULL;
+}
+
+static void *retry_typed(size_t size, const void *arg) { return typed_alloc(size, arg); }
+
+void *cgc_malloc_typed(size_t size, const cgc_type *type) {
+    if (!type) cgc__fatal("cgc_malloc_typed(%zu, NULL): no type", size);
+    void *p = typed_alloc(size, type);
+    if (unlikely(!p)) return alloc_failed(size, retry_typed, type);
+    return p;
+}
+
+/* ------------------------------------------------ queries and free -- */
+
+/* The user-visible start of the object holding p, its span and index. */
+typedef struct obj_ref {
+    cgc_span *span;
+    uint32_t idx;
+    uintptr_t obj;  /* start of the slot */
+    uintptr_t user; /* start of the user's object */
+    size_t usable;
+} obj_ref;
+
+static bool lookup(const void *p, obj_ref *r) {
+    cgc_span *s = cgc__span_of_heap((uintptr_t)p);
+    if (!s) return false;
+    uint32_t idx = cgc__obj_index(s, (uintptr_t)p);
+    if (!cgc__bit(s->alloc_bits, idx)) return false;
+    r->span = s;
+    r->idx = idx;
+    r->obj = s->base + idx * s->elemsize;
+    r->user = r->obj;
+    r->usable = s->elemsize;
+    if (s->kind == KIND_TYPED && s->sizeclass) {
+        r->user = r->obj + TYPED_HEADER;
+        r->usable = s->elemsize - TYPED_HEADER;
+    }
+    if (s->spanclass == TINY_SPAN_CLASS) {
+        r->user = (uintptr_t)p;
+        r->usable = r->obj + TINY_BLOCK - (uintptr_t)p;
+    }
+    return true;
+}
+
+size_t cgc_size(const void *p) {
+    obj_ref r;
+    if (!p || !lookup(p, &r)) return 0;
+    if ((uintptr_t)p < r.user) return 0; /* inside a typed header */
+    return r.usable;
+}
+
+void *cgc_base(const void *p) {
+    obj_ref r;
+    if (!p || !lookup(p, &r)) return NULL;
+    if ((uintptr_t)p < r.user) return NULL;
+    return (void *)r.user;
+}
+
+static NORETURN void bad_free(const void *p, const char *why) {
+    cgc__fatal("cgc_free(%p): %s", p, why);
+}
+
+static void free_large(cgc_thread *t, cgc_span *s, const void *p) {
+    if (atomic_load_explicit(&cgc__gc_marking, ACQUIRE)) {
+        /* markers may be reading the span: the sweeper frees it */
+        if (atomic_exchange_explicit(&s->large_freed, 1, ACQ_REL)) bad_free(p, "object already freed");
+        return;
+    }
+    cgc_central *c = &cgc__central[s->spanclass];
+    cgc__lock(&c->lock);
+    if (!cgc__bit(s->alloc_bits, 0) || atomic_load_explicit(&s->large_freed, RELAXED)) {
+        cgc__unlock(&c->lock);
+        bad_free(p, "object already freed");
+    }
+    if (s->list == NULL) {
+        /* being swept right now: let the sweeper free it */
+        atomic_store_explicit(&s->large_freed, 1, RELEASE);
+        cgc__unlock(&c->lock);
+        return;
+    }
+    cgc__central_remove_locked(c, s);
+    cgc__unlock(&c->lock);
+    atomic_fetch_sub_explicit(&cgc__pacer.heap_live, s->elemsize, RELAXED);
+    t->cache.nfree++;
+    cgc__heap_free_span(s);
+}
+
+void cgc_free(void *p) {
+    if (!p) return;
+    cgc_thread *t = self_thread();
+    cgc_span *s = cgc__span_of_heap((uintptr_t)p);
+    if (!s) bad_free(p, "not a pointer cgc allocated");
+    uint32_t idx = cgc__obj_index(s, (uintptr_t)p);
+    uintptr_t obj = s->base + idx * s->elemsize;
+    if (s->spanclass == TINY_SPAN_CLASS) return; /* blocks are shared */
+    uintptr_t user = obj + ((s->kind == KIND_TYPED && s->sizeclass) ? TYPED_HEADER : 0);
+    if ((uintptr_t)p != user) bad_free(p, "interior pointer (not the start of an object)");
+    if (!cgc__bit(s->alloc_bits, idx)) bad_free(p, "object already freed (or never allocated)");
+
+    sig_atomic_t prev = cgc__enter(t);
+    if (!s->sizeclass) {
+        free_large(t, s, p);
+    } else if (t->cache.alloc[s->spanclass] == s) {
+        /* our own cached span: the slot is reusable at once */
+        _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
+        atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
+        if (idx < s->freeindex) {
+            *(void **)obj = s->local_free;
+            s->local_free = (void *)obj;
+        } else {
+            s->alloc_cache = 0; /* the bitmap scan will see the slot */
+        }
+        s->needzero = 1;
+        t->cache.nfree++;
+    } else {
+        /* another thread's span, or one in mcentral: a remote free */
+        uintptr_t *words = (uintptr_t *)obj;
+        uintptr_t cookie = free_cookie ^ obj;
+        if (s->elemsize >= 16) {
+            if (words[1] == cookie) {
+                for (void *r = atomic_load_explicit(&s->remote_free, ACQUIRE); r; r = *(void **)r)
+                    if ((uintptr_t)r == obj) {
+                        cgc__leave(t, prev);
+                        bad_free(p, "object already freed");
+                    }
+            }
+            words[1] = cookie;
+        }
+        void *head = atomic_load_explicit(&s->remote_free, RELAXED);
+        do {
+            words[0] = (uintptr_t)head;
+        } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &head, (void *)obj, RELEASE, RELAXED));
+    }
+    cgc__leave(t, prev);
+}
+
+void *cgc_realloc(void *p, size_t size) {
+    if (!p) return cgc_malloc(size);
+    obj_ref r;
+    if (!lookup(p, &r) || (uintptr_t)p != r.user) bad_free(p, "cgc_realloc of a pointer that is not the start of a cgc object");
+    size_t old = r.usable;
+    if (r.span->kind == KIND_TYPED && !r.span->sizeclass) old = r.span->user_size;
+    else if (r.span->kind == KIND_TYPED) old = ((uintptr_t *)r.obj)[1];
+    if (size <= old && size >= old / 2 && r.span->spanclass != TINY_SPAN_CLASS) {
+        /* fits and is not wasteful: keep it, clear the tail */
+        memset((char *)p + size, 0, r.usable - size);
+        if (r.span->kind == KIND_TYPED) {
+            if (r.span->sizeclass) ((uintptr_t *)r.obj)[1] = size;
+            else r.span->user_size = size;
+        }
+        return p;
+    }
+    void *q;
+    if (r.span->kind == KIND_TYPED) {
+        const cgc_type *type = r.span->sizeclass ? (const cgc_type *)((uintptr_t *)r.obj)[0] : r.span->type;
+        q = cgc_malloc_typed(size, type);
+    } else if (r.span->kind == KIND_NOSCAN) {
+        q = cgc_malloc_atomic(size);
+    } else {
+        q = cgc_malloc(size);
+    }
+    if (!q) return NULL;
+    size_t n = old < size ? old : size;
+    if (r.span->kind == KIND_NOSCAN) memcpy(q, p, n);
+    else cgc_memcpy(q, p, n);
+    cgc_free(p);
+    return q;
+}
+
+cgc_oom_handler cgc_set_oom_handler(cgc_oom_handler h) { return atomic_exchange(&oom_handler, h); }
+
+void cgc__malloc_init(void) {
+    free_cookie = (uintptr_t)cgc__nanotime() * 0x9E3779B97F4A7C15ull | 1;
+}

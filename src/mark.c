@@ -1,0 +1,381 @@
+/*
+ * mark.c — finding pointers, greying, scanning and draining, root jobs, and
+ * the mark workers.
+ *
+ * Tri-colour invariant (Go's, with the hybrid barrier): an object is white
+ * while its mark bit is clear, grey while its mark bit is set and its
+ * address sits in a work buffer, black once scanned.  During the mark no
+ * black object points to a white object that is not also reachable from a
+ * grey object through white objects (weak invariant); new objects are
+ * black; each thread's stack is scanned once and is black afterwards.
+ * After mark termination no grey object remains (checked in debug builds).
+ *
+ * Pointer test (conservative): a word is a pointer if it lies inside an
+ * in-use span's objects AND the slot it falls in is allocated (alloc bit):
+ * a free slot may hold a stale pointer, and marking it would resurrect
+ * garbage or a slot about to be handed out.
+ */
+#include "internal.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+
+_Atomic int cgc__gc_marking;
+extern _Atomic uintptr_t cgc__heap_min, cgc__heap_max;
+int cgc__internal_thread(pthread_t *th, void *(*fn)(void *), void *arg);
+void cgc__checkmark_missed(cgc_gcwork *w, cgc_span *s, uint32_t idx, uintptr_t p);
+
+#define OBLET_BYTES (128 * 1024) /* large objects are scanned in pieces */
+#define ROOT_SHARD (256 * 1024)
+
+/* ---------------------------------------------------------- greying -- */
+
+static ALWAYS_INLINE void shade_inline(cgc_gcwork *w, uintptr_t p) {
+    if (p - atomic_load_explicit(&cgc__heap_min, RELAXED) >=
+        atomic_load_explicit(&cgc__heap_max, RELAXED) - atomic_load_explicit(&cgc__heap_min, RELAXED))
+        return;
+    cgc_span *s = cgc__span_of_heap(p);
+    if (!s) return;
+    uint32_t idx = cgc__obj_index(s, p);
+    uint64_t bit = 1ull << (idx & 63);
+    /* acquire: pairs with nothing stronger than x86 order, but keeps the
+     * alloc-bit test before the mark-bit test (malloc.c sets mark first) */
+    if (!(atomic_load_explicit(&s->alloc_bits[idx >> 6], ACQUIRE) & bit)) return;
+    _Atomic uint64_t *mw = (w->checkmark ? s->check_bits : s->mark_bits) + (idx >> 6);
+    if (atomic_load_explicit(mw, RELAXED) & bit) return;
+    if (atomic_fetch_or_explicit(mw, bit, RELAXED) & bit) return;
+    if (unlikely(w->checkmark)) {
+        if (!(atomic_load_explicit(&s->mark_bits[idx >> 6], RELAXED) & bit)) cgc__checkmark_missed(w, s, idx, p);
+    } else {
+        w->bytes_marked += s->elemsize;
+    }
+    if (s->kind != KIND_NOSCAN) cgc__gcwork_push(w, s->base + idx * s->elemsize);
+}
+
+void cgc__shade(cgc_gcwork *w, uintptr_t p) { shade_inline(w, p); }
+
+/* Reads memory the collector does not own (stacks, segments, objects). */
+CGC_NO_SANITIZE void cgc__scan_range(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) {
+    lo = (lo + 7) & ~(uintptr_t)7;
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+        uintptr_t v = __atomic_load_n((uintptr_t *)a, __ATOMIC_RELAXED);
+        shade_inline(w, v);
+    }
+    w->scan_work += hi > lo ? hi - lo : 0;
+}
+
+/* Pointer words of a typed object whose user data starts at user, of size
+ * bytes, restricted to byte offsets [from, to). */
+CGC_NO_SANITIZE static void scan_typed(cgc_gcwork *w, uintptr_t user, size_t size, const cgc_type *type,
+                                       size_t from, size_t to) {
+    if (to > size) to = size;
+    size_t tsize = type->size;
+    for (size_t e = from / tsize * tsize; e < to; e += tsize) {
+        for (size_t i = 0; i < type->nptrs; i++) {
+            size_t off = e + type->offsets[i];
+            if (off < from) continue;
+            if (off >= to || off + sizeof(uintptr_t) > size) break;
+            shade_inline(w, __atomic_load_n((uintptr_t *)(user + off), __ATOMIC_RELAXED));
+        }
+    }
+    w->scan_work += to > from ? to - from : 0;
+}
+
+/* Scans one grey entry: an object start, or a piece of a large object. */
+CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
+    cgc_span *s = cgc__span_of(obj);
+    if (unlikely(w->checkmark)) {
+        w->src = obj;
+        w->src_kind = "object";
+    }
+    if (s->sizeclass) {
+        if (s->kind == KIND_TYPED) {
+            const cgc_type *type = (const cgc_type *)__atomic_load_n((uintptr_t *)obj, __ATOMIC_ACQUIRE);
+            if (!type) return; /* header not written yet: no pointer stored either */
+            size_t size = __atomic_load_n((uintptr_t *)obj + 1, __ATOMIC_RELAXED);
+            if (size > s->elemsize - TYPED_HEADER) size = s->elemsize - TYPED_HEADER;
+            scan_typed(w, obj + TYPED_HEADER, size, type, 0, size);
+        } else {
+            cgc__scan_range(w, obj, obj + s->elemsize);
+        }
+        return;
+    }
+    /* large: the first visit queues the remaining 128 KiB pieces */
+    uintptr_t end = s->kind == KIND_TYPED ? s->base + s->user_size : s->limit;
+    if (obj == s->base)
+        for (uintptr_t o = s->base + OBLET_BYTES; o < end; o += OBLET_BYTES) cgc__gcwork_push(w, o);
+    uintptr_t piece_end = obj + OBLET_BYTES < end ? obj + OBLET_BYTES : end;
+    if (s->kind == KIND_TYPED) {
+        if (s->type) scan_typed(w, s->base, s->user_size, s->type, obj - s->base, piece_end - s->base);
+    } else {
+        cgc__scan_range(w, obj, piece_end);
+    }
+}
+
+/* ------------------------------------------------------- root jobs -- */
+
+static cgc_range *jobs;
+static size_t njobs;
+static _Atomic size_t next_job;
+static _Atomic size_t jobs_finished;
+uint64_t cgc__globals_bytes;
+
+void cgc__mark_set_jobs(cgc_range *segs, size_t nsegs, cgc_range *user, size_t nuser) {
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        cgc_range *v = pass ? user : segs;
+        size_t nv = pass ? nuser : nsegs;
+        for (size_t i = 0; i < nv; i++) n += (v[i].hi - v[i].lo + ROOT_SHARD - 1) / ROOT_SHARD;
+    }
+    free(jobs);
+    jobs = n ? malloc(n * sizeof *jobs) : NULL;
+    if (n && !jobs) cgc__fatal("out of memory for root jobs");
+    njobs = 0;
+    cgc__globals_bytes = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        cgc_range *v = pass ? user : segs;
+        size_t nv = pass ? nuser : nsegs;
+        for (size_t i = 0; i < nv; i++) {
+            cgc__globals_bytes += v[i].hi - v[i].lo;
+            for (uintptr_t lo = v[i].lo; lo < v[i].hi; lo += ROOT_SHARD) {
+                jobs[njobs].lo = lo;
+                jobs[njobs].hi = lo + ROOT_SHARD < v[i].hi ? lo + ROOT_SHARD : v[i].hi;
+                njobs++;
+            }
+        }
+    }
+    atomic_store_explicit(&jobs_finished, 0, RELAXED);
+    atomic_store_explicit(&next_job, 0, RELEASE);
+}
+
+bool cgc__mark_root_job(cgc_gcwork *w) {
+    if (atomic_load_explicit(&next_job, RELAXED) >= njobs) return false;
+    size_t i = atomic_fetch_add_explicit(&next_job, 1, ACQ_REL);
+    if (i >= njobs) return false;
+    if (unlikely(w->checkmark)) {
+        w->src = jobs[i].lo;
+        w->src_kind = "root range";
+    }
+    cgc__scan_range(w, jobs[i].lo, jobs[i].hi);
+    atomic_fetch_add_explicit(&jobs_finished, 1, RELEASE);
+    return true;
+}
+
+bool cgc__mark_roots_done(void) { return atomic_load_explicit(&jobs_finished, ACQUIRE) >= njobs; }
+static bool jobs_left(void) { return atomic_load_explicit(&next_job, RELAXED) < njobs; }
+
+/* ------------------------------------------------------------ drain -- */
+
+#define PREFETCH_RING 8
+
+void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
+    /* A small FIFO of prefetched grey objects hides the cache miss of each
+     * object behind the scanning of the ones before it. */
+    uintptr_t ring[PREFETCH_RING];
+    unsigned head = 0, count = 0, n = 0;
+    uint64_t start_work = w->scan_work;
+    for (;;) {
+        uintptr_t obj;
+        while (count < PREFETCH_RING && cgc__gcwork_pop(w, &obj)) {
+            __builtin_prefetch((void *)obj);
+            ring[(head + count) % PREFETCH_RING] = obj;
+            count++;
+        }
+        if (count == 0) {
+            if (cgc__mark_root_job(w)) continue;
+            break;
+        }
+        obj = ring[head];
+        head = (head + 1) % PREFETCH_RING;
+        count--;
+        scan_object(w, obj);
+        if ((++n & 31) == 0) {
+            if (budget && w->scan_work - start_work >= budget) break;
+            if (deadline && cgc__nanotime() >= deadline) break;
+        }
+    }
+    while (count) { /* stopped early: the prefetched entries stay grey */
+        cgc__gcwork_push(w, ring[head]);
+        head = (head + 1) % PREFETCH_RING;
+        count--;
+    }
+}
+
+/* gccheckmark: scan everything reachable from what w holds (world stopped,
+ * workers stopped). */
+void cgc__checkmark_drain(cgc_gcwork *w) {
+    uintptr_t obj;
+    const char *kind = w->src_kind;
+    uintptr_t src = w->src;
+    while (cgc__gcwork_pop(w, &obj)) scan_object(w, obj);
+    w->src_kind = kind;
+    w->src = src;
+}
+
+/* ---------------------------------------------------------- workers -- */
+
+enum worker_mode { WORKER_DEDICATED, WORKER_FRACTIONAL, WORKER_IDLE };
+
+typedef struct worker {
+    pthread_t thread;
+    int mode;
+    int index;
+} worker;
+
+static worker *workers;
+static int nworkers;
+static double fractional_goal; /* CPU fraction for the fractional worker */
+static pthread_mutex_t mark_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+static _Atomic int mark_active; /* workers may mark */
+static _Atomic int stw_marking; /* the world is stopped: everyone flat out */
+static _Atomic int busy;        /* workers draining now */
+static _Atomic int sleeping;    /* workers waiting on work_cv */
+atomic_u64 cgc__cpu_bg_ns, cgc__cpu_idle_ns, cgc__cpu_assist_ns;
+
+void cgc__mark_work_arrived(void) {
+    if (atomic_load_explicit(&sleeping, ACQUIRE) && atomic_load_explicit(&mark_active, RELAXED)) {
+        pthread_mutex_lock(&mark_lock);
+        pthread_cond_broadcast(&work_cv);
+        pthread_mutex_unlock(&mark_lock);
+    }
+}
+
+static bool has_work(void) { return cgc__work_available() || jobs_left(); }
+
+static void *worker_main(void *arg) {
+    worker *me = arg;
+    if (me->mode == WORKER_IDLE) {
+        struct sched_param sp = {0};
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
+    cgc_gcwork w = {0};
+    for (;;) {
+        pthread_mutex_lock(&mark_lock);
+        while (!(atomic_load(&mark_active) && has_work())) {
+            atomic_fetch_add(&sleeping, 1);
+            pthread_cond_wait(&work_cv, &mark_lock);
+            atomic_fetch_sub(&sleeping, 1);
+        }
+        atomic_fetch_add(&busy, 1);
+        pthread_mutex_unlock(&mark_lock);
+
+        uint64_t cpu0 = cgc__thread_cputime();
+        bool flat_out = atomic_load(&stw_marking) || me->mode != WORKER_FRACTIONAL;
+        uint64_t wall0 = cgc__nanotime();
+        uint64_t work0 = w.scan_work;
+        cgc__drain(&w, 0, flat_out ? 0 : wall0 + 1000000);
+        int64_t done = (int64_t)(w.scan_work - work0);
+        cgc__gcwork_dispose(&w);
+        atomic_fetch_add_explicit(&cgc__pacer.bg_credit, done, RELAXED);
+        uint64_t cpu = cgc__thread_cputime() - cpu0;
+        atomic_fetch_add_explicit(me->mode == WORKER_IDLE ? &cgc__cpu_idle_ns : &cgc__cpu_bg_ns, cpu, RELAXED);
+
+        pthread_mutex_lock(&mark_lock);
+        if (atomic_fetch_sub(&busy, 1) == 1) pthread_cond_broadcast(&idle_cv);
+        pthread_mutex_unlock(&mark_lock);
+
+        if (!flat_out && fractional_goal > 0 && fractional_goal < 1) {
+            /* keep the fractional worker near its share of one CPU */
+            uint64_t ran = cgc__nanotime() - wall0;
+            uint64_t rest = (uint64_t)((double)ran * (1 - fractional_goal) / fractional_goal);
+            if (rest > 20000000) rest = 20000000;
+            struct timespec ts = {0, (long)rest};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+/* Go's split: 25 % of the CPUs as dedicated workers, rounded, with a
+ * fractional worker when rounding would be off by more than 30 %; plus
+ * idle workers (SCHED_IDLE) that use only CPU nobody else wants. */
+void cgc__mark_workers_start(void) {
+    if (workers) return;
+    int procs = cgc__opt.maxprocs;
+    double goal = procs * 0.25;
+    int dedicated = (int)(goal + 0.5);
+    double err = dedicated / goal - 1;
+    fractional_goal = 0;
+    if (err < -0.3 || err > 0.3) {
+        if (dedicated > goal) dedicated--;
+        fractional_goal = goal - dedicated;
+    }
+    int nidle = procs - dedicated - (fractional_goal > 0);
+    if (nidle < 1) nidle = 1;
+    nworkers = dedicated + (fractional_goal > 0) + nidle;
+    workers = calloc((size_t)nworkers, sizeof *workers);
+    if (!workers) cgc__fatal("out of memory for mark workers");
+    for (int i = 0; i < nworkers; i++) {
+        workers[i].index = i;
+        workers[i].mode = i < dedicated ? WORKER_DEDICATED
+                          : (i == dedicated && fractional_goal > 0) ? WORKER_FRACTIONAL
+                                                                     : WORKER_IDLE;
+        if (cgc__internal_thread(&workers[i].thread, worker_main, &workers[i]))
+            cgc__fatal("cannot start mark worker %d", i);
+    }
+}
+
+int cgc__mark_nworkers(void) { return nworkers; }
+
+void cgc__mark_workers_wake(void) {
+    pthread_mutex_lock(&mark_lock);
+    atomic_store(&mark_active, 1);
+    pthread_cond_broadcast(&work_cv);
+    pthread_mutex_unlock(&mark_lock);
+}
+
+/* Coordinator: returns when no worker is draining and no work is left in
+ * the pool or the root jobs (work held by an assist in progress is
+ * flushed before the assist returns, and found by the ragged barrier). */
+bool cgc__mark_wait_idle(void) {
+    pthread_mutex_lock(&mark_lock);
+    while (atomic_load(&busy) > 0 || has_work()) {
+        if (has_work()) pthread_cond_broadcast(&work_cv);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 2000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&idle_cv, &mark_lock, &ts);
+    }
+    pthread_mutex_unlock(&mark_lock);
+    return true;
+}
+
+void cgc__mark_workers_stop(void) {
+    pthread_mutex_lock(&mark_lock);
+    atomic_store(&mark_active, 0);
+    pthread_mutex_unlock(&mark_lock);
+}
+
+/* World stopped: drain everything with every worker flat out, the caller
+ * included. */
+void cgc__mark_stw_drain(void) {
+    atomic_store(&stw_marking, 1);
+    cgc__mark_workers_wake();
+    cgc_gcwork w = {0};
+    for (;;) {
+        cgc__drain(&w, 0, 0);
+        cgc__gcwork_dispose(&w);
+        cgc__mark_wait_idle();
+        if (!has_work()) break;
+    }
+    atomic_store(&stw_marking, 0);
+}
+
+void cgc__mark_after_fork_child(void) {
+    /* the workers do not exist in the child; they are made again lazily */
+    workers = NULL;
+    nworkers = 0;
+    atomic_store(&busy, 0);
+    atomic_store(&sleeping, 0);
+    atomic_store(&mark_active, 0);
+    pthread_mutex_init(&mark_lock, NULL);
+    pthread_cond_init(&work_cv, NULL);
+    pthread_cond_init(&idle_cv, NULL);
+}

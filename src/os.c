@@ -1,0 +1,96 @@
+/*
+ * os.c — the operating-system contract: memory mappings, clocks, CPU count,
+ * messages.  The only file that knows about mmap and clock ids.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+void *cgc__os_reserve(size_t size, size_t align) {
+    /* Over-reserve and trim so the result is aligned; MAP_NORESERVE: pages
+     * cost nothing until touched, and come zeroed from the kernel. */
+    size_t len = size + align;
+    if (len < size) return NULL;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uintptr_t base = (uintptr_t)p;
+    uintptr_t aligned = (base + align - 1) & ~(uintptr_t)(align - 1);
+    if (aligned > base) munmap(p, aligned - base);
+    uintptr_t end = base + len, aend = aligned + size;
+    if (end > aend) munmap((void *)aend, end - aend);
+    return (void *)aligned;
+}
+
+void cgc__os_unmap(void *p, size_t size) { munmap(p, size); }
+
+void cgc__os_release(void *p, size_t size) {
+    /* MADV_DONTNEED on private anonymous memory: RSS drops now and the next
+     * touch sees zero pages, so released pages need no zeroing. */
+    madvise(p, size, MADV_DONTNEED);
+}
+
+static uint64_t clock_ns(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+uint64_t cgc__nanotime(void) { return clock_ns(CLOCK_MONOTONIC); }
+uint64_t cgc__walltime(void) { return clock_ns(CLOCK_REALTIME); }
+uint64_t cgc__thread_cputime(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
+uint64_t cgc__process_cputime(void) { return clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
+
+int cgc__ncpu(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Messages are formatted into a stack buffer and written with one write(2)
+ * so that they never allocate (they may be printed with the world stopped). */
+static void vmessage(const char *prefix, const char *fmt, va_list ap) {
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "%s", prefix);
+    if (n < 0) n = 0;
+    int m = vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+    if (m < 0) m = 0;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof buf - 2) len = sizeof buf - 2;
+    buf[len++] = '\n';
+    ssize_t w = write(2, buf, len);
+    (void)w;
+}
+
+void cgc__fatal(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("cgc: fatal error: ", fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+void cgc__warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("cgc: warning: ", fmt, ap);
+    va_end(ap);
+}
+
+void cgc__printf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("", fmt, ap);
+    va_end(ap);
+}
+
+void cgc__lock_init(cgc_lock *l) { pthread_mutex_init(l, NULL); }

@@ -1,0 +1,136 @@
+/*
+ * pacer.c — when to start a cycle, and how much marking allocating threads
+ * must do (Go 1.18's pacer, simplified).
+ *
+ * Goal: heap_goal = marked + (marked + stacks + globals) * CGC_PERCENT/100,
+ * at least 4 MiB, lowered to fit CGC_MEMLIMIT.  The mark should end as the
+ * heap reaches the goal.  Trigger: goal minus the runway, the bytes the
+ * program is expected to allocate while the mark runs, measured as the
+ * cons/mark ratio (bytes allocated per byte of scan work during the last
+ * mark) times the expected scan work; clamped between 70 % and 95 % of the
+ * way from marked to goal (Go's bounds).
+ *
+ * Assists: while marking, an allocating thread owes scan work in
+ * proportion to what it allocates (assist_work_per_byte = remaining scan
+ * work / remaining heap until the goal).  It first spends credit the
+ * background workers built up, then scans, each assist bounded to 100 µs
+ * (cgc's departure from Go, whose assists stall for milliseconds): if the
+ * assists cannot keep up the heap overshoots the goal instead; the
+ * overshoot is bounded in practice by the background workers' speed and is
+ * visible in gctrace as heap at mark end > goal.
+ *
+ * GC CPU limiter: if the collector used more than 50 % of the process's
+ * CPU over the last cycle, assists are skipped and the next cycle may start
+ * late, so that a memory limit cannot push the program into a death spiral.
+ */
+#include "internal.h"
+
+cgc_pacer cgc__pacer;
+extern uint64_t cgc__globals_bytes;
+static _Atomic int limiter_on;
+#define MIN_HEAP (4u << 20)
+#define ASSIST_MAX_NS 100000
+
+uint64_t cgc__pacer_goal(uint64_t marked) {
+    int percent = cgc__opt.percent;
+    uint64_t goal;
+    if (percent < 0) goal = UINT64_MAX / 2;
+    else goal = marked + (marked + cgc__pacer.stacks_bytes + cgc__pacer.globals_bytes) * (uint64_t)percent / 100;
+    if (goal < MIN_HEAP) goal = MIN_HEAP;
+    int64_t limit = cgc__opt.memlimit;
+    if (limit != INT64_MAX) {
+        /* leave 5 % of the limit to memory the heap does not count */
+        uint64_t cap = (uint64_t)limit - (uint64_t)limit / 20;
+        if (goal > cap) goal = cap > marked + (marked >> 4) ? cap : marked + (marked >> 4);
+    }
+    return goal;
+}
+
+static void set_trigger(uint64_t marked, uint64_t goal) {
+    uint64_t expected = marked + cgc__pacer.stacks_bytes + cgc__pacer.globals_bytes;
+    double cm = cgc__pacer.cons_mark > 0 ? cgc__pacer.cons_mark : 1.0;
+    uint64_t runway = (uint64_t)(cm * (double)expected);
+    uint64_t span = goal > marked ? goal - marked : 0;
+    uint64_t lo = marked + span * 7 / 10, hi = marked + span * 95 / 100;
+    uint64_t trigger = goal > runway ? goal - runway : 0;
+    if (trigger < lo) trigger = lo;
+    if (trigger > hi) trigger = hi;
+    if (goal == MIN_HEAP && marked < MIN_HEAP / 2) trigger = MIN_HEAP * 7 / 10;
+    atomic_store_explicit(&cgc__pacer.heap_goal, goal, RELAXED);
+    atomic_store_explicit(&cgc__pacer.trigger, trigger, RELAXED);
+    atomic_store_explicit(&cgc__pacer.scan_work_expected, expected, RELAXED);
+}
+
+void cgc__pacer_init(void) { set_trigger(0, cgc__pacer_goal(0)); }
+
+/* Mark start (world stopped). */
+void cgc__pacer_cycle_start(void) {
+    cgc__pacer.mark_start_live = atomic_load_explicit(&cgc__pacer.heap_live, RELAXED);
+    cgc__pacer.mark_start_ns = cgc__nanotime();
+    atomic_store_explicit(&cgc__pacer.heap_marked, 0, RELAXED);
+    atomic_store_explicit(&cgc__pacer.scan_work_done, 0, RELAXED);
+    atomic_store_explicit(&cgc__pacer.bg_credit, 0, RELAXED);
+    cgc__pacer.globals_bytes = cgc__globals_bytes;
+    cgc__pacer_revise();
+}
+
+/* Mark end (world stopped): the live heap is known; set the next goal. */
+void cgc__pacer_cycle_end(uint64_t marked, uint64_t scan_work, uint64_t mark_ns) {
+    (void)mark_ns;
+    uint64_t live_now = atomic_load_explicit(&cgc__pacer.heap_live, RELAXED);
+    uint64_t allocated = live_now > cgc__pacer.mark_start_live ? live_now - cgc__pacer.mark_start_live : 0;
+    if (scan_work) {
+        double cm = (double)allocated / (double)scan_work;
+        /* smoothed like Go's cons/mark estimate (a short history) */
+        cgc__pacer.cons_mark = cgc__pacer.cons_mark > 0 ? 0.5 * cgc__pacer.cons_mark + 0.5 * cm : cm;
+    }
+    atomic_store_explicit(&cgc__pacer.heap_live, marked, RELAXED);
+    set_trigger(marked, cgc__pacer_goal(marked));
+}
+
+void cgc__pacer_revise(void) {
+    uint64_t goal = atomic_load_explicit(&cgc__pacer.heap_goal, RELAXED);
+    uint64_t live = atomic_load_explicit(&cgc__pacer.heap_live, RELAXED);
+    uint64_t expected = atomic_load_explicit(&cgc__pacer.scan_work_expected, RELAXED);
+    uint64_t done = atomic_load_explicit(&cgc__pacer.scan_work_done, RELAXED);
+    uint64_t work_left = expected > done ? expected - done : expected / 10 + 1;
+    /* past the goal, assume another 10 % of headroom rather than dividing
+     * by zero: the overshoot bound */
+    uint64_t heap_left = goal > live + (goal >> 4) ? goal - live : goal >> 4;
+    double ratio = (double)work_left / (double)(heap_left ? heap_left : 1);
+    atomic_store_explicit(&cgc__pacer.assist_work_per_byte, ratio, RELAXED);
+}
+
+void cgc__pacer_set_limiter(bool on) { atomic_store_explicit(&limiter_on, on, RELAXED); }
+bool cgc__pacer_limiter(void) { return atomic_load_explicit(&limiter_on, RELAXED); }
+
+extern _Atomic int cgc__heap_scan_enabled;
+
+void cgc__assist(cgc_thread *t, uint64_t bytes) {
+    (void)t;
+    if (!atomic_load_explicit(&cgc__heap_scan_enabled, ACQUIRE) || atomic_load_explicit(&limiter_on, RELAXED)) return;
+    cgc__pacer_revise();
+    double ratio = atomic_load_explicit(&cgc__pacer.assist_work_per_byte, RELAXED);
+    int64_t debt = (int64_t)(ratio * (double)bytes);
+    if (debt <= 0) return;
+    /* spend the background workers' credit first */
+    int64_t credit = atomic_load_explicit(&cgc__pacer.bg_credit, RELAXED);
+    while (credit > 0) {
+        int64_t take = credit < debt ? credit : debt;
+        if (atomic_compare_exchange_weak_explicit(&cgc__pacer.bg_credit, &credit, credit - take, RELAXED, RELAXED)) {
+            debt -= take;
+            break;
+        }
+    }
+    if (debt <= 0) return;
+    uint64_t t0 = cgc__nanotime(), cpu0 = cgc__thread_cputime();
+    cgc_gcwork w = {0};
+    cgc__drain(&w, (uint64_t)debt, t0 + ASSIST_MAX_NS);
+    cgc__gcwork_dispose(&w);
+    uint64_t cpu = cgc__thread_cputime() - cpu0, wall = cgc__nanotime() - t0;
+    atomic_fetch_add_explicit(&cgc__cpu_assist_ns, cpu, RELAXED);
+    atomic_fetch_add_explicit(&cgc__stats.assist_ns, wall, RELAXED);
+    uint64_t mx = atomic_load_explicit(&cgc__stats.assist_max_ns, RELAXED);
+    while (wall > mx && !atomic_compare_exchange_weak_explicit(&cgc__stats.assist_max_ns, &mx, wall, RELAXED, RELAXED)) {
+    }
+}

@@ -1,0 +1,117 @@
+/*
+ * span.c — a span's objects: the alloc bitmap, freeindex and the 64-bit
+ * allocCache the fast path consumes with count-trailing-zeros.
+ *
+ * alloc_cache holds the complement of alloc_bits from freeindex to the end
+ * of freeindex's word: bit k set <=> slot freeindex+k is free.  The fast path
+ * (malloc.c) takes the lowest set bit and shifts; when the cache is empty
+ * cgc__span_next_free_slow looks at the following words.
+ */
+#include "internal.h"
+
+uint8_t cgc__class8[CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV + 1];
+
+void cgc__span_tables_init(void) {
+    memcpy(cgc__class8, cgc_size_to_class8, sizeof cgc__class8);
+    unsigned c32 = cgc_size_to_class8[32 >> 3];
+    for (size_t i = 0; i < sizeof cgc__class8; i++) {
+        if (i == 0) cgc__class8[i] = cgc_size_to_class8[1];
+        /* classes whose size is not a multiple of 16 (Go's 24) are skipped
+         * for requests of 16 B and more */
+        if (i * 8 > 16 && cgc_class_size[cgc__class8[i]] % 16) cgc__class8[i] = (uint8_t)c32;
+    }
+}
+
+void cgc__span_init(cgc_span *s, unsigned spanclass, uintptr_t npages) {
+    unsigned sizeclass = spanclass == TINY_SPAN_CLASS ? cgc_size_to_class8[TINY_BLOCK >> 3]
+                                                      : spanclass / SPAN_KINDS;
+    s->spanclass = (uint16_t)spanclass;
+    s->sizeclass = (uint8_t)sizeclass;
+    s->kind = spanclass == TINY_SPAN_CLASS ? KIND_NOSCAN : (uint8_t)(spanclass % SPAN_KINDS);
+    if (sizeclass) {
+        s->elemsize = cgc_class_size[sizeclass];
+        s->nelems = cgc_class_nelems[sizeclass];
+        s->divmagic = cgc_class_divmagic[sizeclass];
+    } else {
+        s->elemsize = npages << CGC_PAGE_SHIFT;
+        s->nelems = 1;
+        s->divmagic = 0; /* every offset is object 0 */
+    }
+    s->limit = s->base + s->elemsize * s->nelems;
+    s->freeindex = 0;
+    s->alloc_cache = 0;
+    s->alloc_count = 0;
+    s->local_free = NULL;
+    atomic_store_explicit(&s->remote_free, NULL, RELAXED);
+    atomic_store_explicit(&s->large_freed, 0, RELAXED);
+    s->type = NULL;
+    s->user_size = 0;
+    s->next = s->prev = NULL;
+    s->list = NULL;
+    s->where = WHERE_NONE;
+    for (int i = 0; i < SPAN_BITMAP_WORDS; i++) {
+        atomic_store_explicit(&s->alloc_bits[i], 0, RELAXED);
+        atomic_store_explicit(&s->mark_bits[i], 0, RELAXED);
+        atomic_store_explicit(&s->check_bits[i], 0, RELAXED);
+    }
+    atomic_store_explicit(&s->sweepgen, atomic_load_explicit(&cgc__sweepgen, RELAXED), RELAXED);
+}
+
+/* The free slots of word w at and after slot `from`, as a cache. */
+static uint64_t free_bits_from(cgc_span *s, uint32_t w, uint32_t from) {
+    uint64_t bits = ~atomic_load_explicit(&s->alloc_bits[w], RELAXED);
+    uint32_t word_end = (w + 1) * 64;
+    if (word_end > s->nelems) bits &= (1ull << (s->nelems - w * 64)) - 1;
+    return bits >> (from - w * 64);
+}
+
+int64_t cgc__span_next_free_slow(cgc_span *s) {
+    CGC_ASSERT(s->alloc_cache == 0);
+    uint32_t nwords = (s->nelems + 63) / 64;
+    for (uint32_t w = s->freeindex / 64; w < nwords; w++) {
+        uint32_t from = w * 64 > s->freeindex ? w * 64 : s->freeindex;
+        uint64_t cache = free_bits_from(s, w, from);
+        if (cache) {
+            unsigned tz = (unsigned)__builtin_ctzll(cache);
+            uint32_t idx = from + tz;
+            s->alloc_cache = (cache >> tz) >> 1;
+            s->freeindex = idx + 1;
+            return idx;
+        }
+    }
+    s->freeindex = s->nelems;
+    return -1;
+}
+
+uint32_t cgc__span_count_alloc(cgc_span *s) {
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++)
+        n += (uint32_t)__builtin_popcountll(atomic_load_explicit(&s->alloc_bits[w], RELAXED));
+    return n;
+}
+
+/* Debug builds: the span's invariants (internal.h). */
+void cgc__span_check(cgc_span *s) {
+#ifdef CGC_DEBUG_CHECKS
+    uint32_t nwords = (s->nelems + 63) / 64;
+    for (uint32_t w = 0; w < SPAN_BITMAP_WORDS; w++) {
+        uint64_t a = atomic_load_explicit(&s->alloc_bits[w], RELAXED);
+        uint64_t valid = w < nwords ? (w * 64 + 64 <= s->nelems ? ~0ull : (1ull << (s->nelems - w * 64)) - 1) : 0;
+        if (a & ~valid) cgc__fatal("span %p: alloc bits beyond nelems (word %u)", (void *)s->base, w);
+    }
+    if (s->freeindex > s->nelems) cgc__fatal("span %p: freeindex %u > nelems %u", (void *)s->base, s->freeindex, s->nelems);
+    for (uint64_t k = 0; k < 64; k++) {
+        if (!((s->alloc_cache >> k) & 1)) continue;
+        uint32_t idx = s->freeindex + (uint32_t)k;
+        if (idx >= s->nelems || cgc__bit(s->alloc_bits, idx))
+            cgc__fatal("span %p: allocCache bit %u names slot %u, which is not free", (void *)s->base, (unsigned)k, idx);
+    }
+    for (void *f = s->local_free; f; f = *(void **)f) {
+        uint32_t idx = cgc__obj_index(s, (uintptr_t)f);
+        if (idx >= s->freeindex || cgc__bit(s->alloc_bits, idx))
+            cgc__fatal("span %p: local free slot %u is allocated or at/after freeindex", (void *)s->base, idx);
+    }
+#else
+    (void)s;
+#endif
+}

@@ -1,0 +1,143 @@
+/*
+ * sweep.c — sweeping: after a mark, each span's mark bits become its alloc
+ * bits and a cleared mark bitmap is attached; a span with nothing marked
+ * goes back to the page heap.  Sweeping never writes objects.
+ *
+ * Go's sweepgen protocol, sg = cgc__sweepgen, advanced by 2 at each mark
+ * termination (world stopped, every thread cache handed back first):
+ *   span->sweepgen == sg - 2   the span needs sweeping
+ *   span->sweepgen == sg - 1   the span is being swept (claimed by CAS)
+ *   span->sweepgen == sg       the span is swept and ready to use
+ * (Go's sg+1 / sg+3 states for spans cached across the boundary do not
+ * arise: cgc empties every cache at mark termination.)
+ * Sweepers: the background sweeper thread, threads refilling their caches
+ * (on-demand for their class, one more span of any class per refill), and
+ * the coordinator, which finishes whatever is left before the next cycle.
+ */
+#include "internal.h"
+
+#include <sched.h>
+
+atomic_u32 cgc__sweepgen = 4; /* even; starts above 2 so sg-2 never wraps */
+atomic_u32 cgc__sweepers_active;
+atomic_u64 cgc__sweep_pages_left; /* nonzero while unswept spans may remain */
+static _Atomic unsigned sweep_cursor;
+static pthread_mutex_t sweeper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sweeper_cv = PTHREAD_COND_INITIALIZER;
+static int sweeper_wakeups;
+int cgc__internal_thread(pthread_t *th, void *(*fn)(void *), void *arg);
+
+bool cgc__sweep_span(cgc_span *s, bool preserve) {
+    uint32_t sg = atomic_load_explicit(&cgc__sweepgen, RELAXED);
+    CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == sg - 1);
+    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED));
+    CGC_ASSERT(s->where == WHERE_NONE);
+
+    /* objects freed by other threads are free whatever their mark says */
+    void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQUIRE);
+    uint64_t remote = 0;
+    for (; r; r = *(void **)r) {
+        uint32_t idx = cgc__obj_index(s, (uintptr_t)r);
+        atomic_fetch_and_explicit(&s->mark_bits[idx >> 6], ~(1ull << (idx & 63)), RELAXED);
+        remote++;
+    }
+
+    if (s->sizeclass == 0) {
+        bool live = cgc__bit(s->mark_bits, 0) && !atomic_load_explicit(&s->large_freed, ACQUIRE);
+        atomic_store_explicit(&s->mark_bits[0], 0, RELAXED);
+        if (!live) {
+            atomic_fetch_add_explicit(&cgc__stats.frees, 1, RELAXED);
+            cgc__heap_free_span(s);
+            return false;
+        }
+        s->alloc_count = 1;
+        atomic_store_explicit(&s->sweepgen, sg, RELEASE);
+        return true;
+    }
+
+    uint32_t nwords = (s->nelems + 63) / 64, nalloc = 0;
+    for (uint32_t w = 0; w < nwords; w++) {
+        uint64_t m = atomic_load_explicit(&s->mark_bits[w], RELAXED);
+        atomic_store_explicit(&s->alloc_bits[w], m, RELAXED);
+        atomic_store_explicit(&s->mark_bits[w], 0, RELAXED);
+        nalloc += (uint32_t)__builtin_popcountll(m);
+    }
+    int64_t freed = (int64_t)s->alloc_count - nalloc;
+    if (freed > 0) atomic_fetch_add_explicit(&cgc__stats.frees, (uint64_t)freed, RELAXED);
+    (void)remote;
+    s->alloc_count = nalloc;
+    s->freeindex = 0;
+    s->alloc_cache = 0;
+    s->local_free = NULL;
+    if (freed || remote) s->needzero = 1;
+    cgc__span_check(s);
+    if (nalloc == 0 && !preserve) {
+        cgc__heap_free_span(s);
+        return false;
+    }
+    /* release: the new bitmaps before the state that lets others use it */
+    atomic_store_explicit(&s->sweepgen, sg, RELEASE);
+    return true;
+}
+
+bool cgc__sweep_one(void) {
+    if (!atomic_load_explicit(&cgc__sweep_pages_left, ACQUIRE)) return false;
+    unsigned start = atomic_fetch_add_explicit(&sweep_cursor, 1, RELAXED) % NUM_CENTRALS;
+    for (unsigned k = 0; k < NUM_CENTRALS; k++) {
+        unsigned spc = (start + k) % NUM_CENTRALS;
+        cgc_span *s = cgc__central_take_unswept(spc);
+        if (!s) continue;
+        if (cgc__sweep_span(s, false)) cgc__central_put_swept(s);
+        atomic_fetch_sub_explicit(&cgc__sweepers_active, 1, RELEASE);
+        return true;
+    }
+    /* Nothing unswept in any class: the sweep is over (spans being swept
+     * right now are counted by cgc__sweepers_active). */
+    atomic_store_explicit(&cgc__sweep_pages_left, 0, RELEASE);
+    return false;
+}
+
+void cgc__sweep_finish(void) {
+    while (cgc__sweep_one()) {
+    }
+    while (atomic_load_explicit(&cgc__sweepers_active, ACQUIRE)) sched_yield();
+}
+
+static void *sweeper_main(void *arg) {
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&sweeper_lock);
+        while (!sweeper_wakeups) pthread_cond_wait(&sweeper_cv, &sweeper_lock);
+        sweeper_wakeups = 0;
+        pthread_mutex_unlock(&sweeper_lock);
+        uint64_t cpu0 = cgc__thread_cputime();
+        unsigned n = 0;
+        while (cgc__sweep_one())
+            if ((++n & 63) == 0) sched_yield(); /* background: let mutators run */
+        /* sweep done: give back what the heap will not need before the
+         * next goal (the scavenger) */
+        uint64_t goal = atomic_load_explicit(&cgc__pacer.heap_goal, RELAXED);
+        cgc__heap_scavenge(goal + goal / 10 + (4u << 20));
+        atomic_fetch_add_explicit(&cgc__stats.gc_cpu_ns, cgc__thread_cputime() - cpu0, RELAXED);
+    }
+    return NULL;
+}
+
+void cgc__sweep_start(void) {
+    atomic_store_explicit(&cgc__sweep_pages_left, 1, RELEASE);
+    pthread_mutex_lock(&sweeper_lock);
+    sweeper_wakeups++;
+    pthread_cond_signal(&sweeper_cv);
+    pthread_mutex_unlock(&sweeper_lock);
+}
+
+void cgc__sweep_after_fork_child(void) {
+    pthread_mutex_init(&sweeper_lock, NULL);
+    pthread_cond_init(&sweeper_cv, NULL);
+    sweeper_wakeups = 0;
+}
+
+void cgc__sweeper_init(void) {
+    static pthread_t th;
+    if (cgc__internal_thread(&th, sweeper_main, NULL)) cgc__fatal("cannot start the background sweeper");
+}

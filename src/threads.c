@@ -1,0 +1,498 @@
+/*
+ * threads.c — the thread registry and the handshakes that stop threads.
+ *
+ * Registration: threads made with pthread_create are registered before the
+ * user's start routine runs (cgc interposes pthread_create and finds the
+ * real one with dlsym(RTLD_NEXT)); any other thread registers on its first
+ * cgc call or with cgc_thread_attach.  A pthread key's destructor
+ * unregisters a thread on every exit path (return, pthread_exit,
+ * cancellation).
+ *
+ * Handshake: the collector sets t->hs = HS_REQUEST and sends the suspend
+ * signal.  The handler, unless the thread is inside cgc (then it only
+ * notes stop_pending and the thread answers when it leaves cgc), saves the
+ * interrupted registers and stack pointer, sets HS_PARKED and waits on a
+ * futex until the collector sets HS_NONE.  A thread in a blocking region is
+ * never signalled: the collector moves its state BLOCKING -> BLOCKING_HELD,
+ * reads the stack saved at cgc_blocking_begin, and moves it back;
+ * cgc_blocking_end waits while it is held.
+ *
+ * Lock rule: the registry lock is held by the collector across a stop, so
+ * a thread only ever waits for it while outside cgc (in_cgc == 0), where it
+ * can be stopped.
+ */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+enum { HS_NONE = 0, HS_REQUEST = 1, HS_PARKED = 2 };
+
+__thread cgc_thread *cgc__self __attribute__((tls_model("initial-exec")));
+cgc_thread *cgc__threads;
+atomic_u32 cgc__nthreads;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static cgc_thread *free_threads;
+static pthread_key_t exit_key;
+static int suspend_signal;
+static size_t tls_static_size;
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+static pthread_create_fn real_pthread_create;
+
+/* A started thread not yet registered: its argument is a root (scanned at
+ * mark termination) until the new thread holds it on its own stack. */
+typedef struct pending_start {
+    struct pending_start *next, *prev;
+    void *(*fn)(void *);
+    void *arg;
+} pending_start;
+static pending_start *pending_starts; /* under registry_lock */
+
+static long futex(_Atomic int *addr, int op, int val) {
+    return syscall(SYS_futex, (int *)addr, op, val, NULL, NULL, 0);
+}
+static void futex_wait(_Atomic int *addr, int val) { futex(addr, FUTEX_WAIT_PRIVATE, val); }
+static void futex_wake(_Atomic int *addr) { futex(addr, FUTEX_WAKE_PRIVATE, INT32_MAX); }
+
+void cgc__threads_lock(void) { pthread_mutex_lock(&registry_lock); }
+void cgc__threads_unlock(void) { pthread_mutex_unlock(&registry_lock); }
+
+/* --------------------------------------------------------- handshake -- */
+
+/* Per-thread handshake word, kept beside the struct's other atomics. */
+#define HS(t) (&(t)->hs)
+
+/* Saves the callee-saved registers into this frame and records the stack
+ * pointer below it: everything the thread's callers hold is then in
+ * [saved_sp, stack_hi). */
+static NOINLINE void save_context(cgc_thread *t, ucontext_t *uc) {
+    if (uc) {
+        for (int i = 0; i < NGREG && i < 32; i++) t->saved_regs[i] = (uintptr_t)uc->uc_mcontext.gregs[i];
+        /* the interrupted code may keep data in the 128-byte red zone */
+        t->saved_sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - 128;
+        uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+        /* on the thread's own stack the handler frame is below the red zone;
+         * on an alternate signal stack, scan from the interrupted sp only */
+        if (here < t->saved_sp && here >= t->stack_lo) t->saved_sp = here;
+    } else {
+        __builtin_unwind_init();
+        memset(t->saved_regs, 0, sizeof t->saved_regs);
+        t->saved_sp = (uintptr_t)__builtin_frame_address(0);
+    }
+}
+
+static void park(cgc_thread *t, ucontext_t *uc) {
+    save_context(t, uc);
+    /* release: the saved context is visible to the collector that sees
+     * HS_PARKED (acquire in wait_parked) */
+    atomic_store_explicit(HS(t), HS_PARKED, RELEASE);
+    futex_wake(HS(t));
+    while (atomic_load_explicit(HS(t), ACQUIRE) == HS_PARKED) futex_wait(HS(t), HS_PARKED);
+}
+
+static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
+    (void)sig;
+    (void)info;
+    int saved_errno = errno;
+    cgc_thread *t = cgc__self;
+    if (t && atomic_load_explicit(HS(t), ACQUIRE) == HS_REQUEST) {
+        if (t->in_cgc) t->stop_pending = 1; /* answered in cgc__leave */
+        else park(t, uctx);
+    }
+    errno = saved_errno;
+}
+
+void cgc__handshake_deferred(cgc_thread *t) {
+    t->stop_pending = 0;
+    if (atomic_load_explicit(HS(t), ACQUIRE) == HS_REQUEST) park(t, NULL);
+}
+
+/* Asks t to park; returns false if t is blocking (then it is now held). */
+static bool request(cgc_thread *t) {
+    int st = TS_BLOCKING;
+    if (atomic_compare_exchange_strong_explicit(&t->state, &st, TS_BLOCKING_HELD, ACQ_REL, ACQUIRE))
+        return false;
+    atomic_store_explicit(HS(t), HS_REQUEST, RELEASE);
+    int err = pthread_kill(t->pthread, suspend_signal);
+    if (err) cgc__fatal("cannot signal thread %d: %s", (int)t->tid, strerror(err));
+    return true;
+}
+
+static void wait_parked(cgc_thread *t) {
+    uint64_t start = cgc__nanotime();
+    bool warned = false;
+    int v;
+    while ((v = atomic_load_explicit(HS(t), ACQUIRE)) != HS_PARKED) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        syscall(SYS_futex, (int *)HS(t), FUTEX_WAIT_PRIVATE, v, &ts, NULL, 0);
+        if (!warned && cgc__nanotime() - start > 5000000000ull) {
+            cgc__warn("thread %d has not answered the stop signal %d for 5 s "
+                      "(is the signal blocked?)", (int)t->tid, suspend_signal);
+            warned = true;
+        }
+    }
+}
+
+static void release(cgc_thread *t, bool signalled) {
+    if (signalled) {
+        atomic_store_explicit(HS(t), HS_NONE, RELEASE);
+        futex_wake(HS(t));
+    } else {
+        atomic_store_explicit(&t->state, TS_BLOCKING, RELEASE);
+        futex_wake(&t->state);
+    }
+}
+
+void cgc__stop_world(void) {
+    cgc__threads_lock();
+    cgc_thread *me = cgc__self;
+    /* signal everybody first, then wait: the threads park in parallel */
+    for (cgc_thread *t = cgc__threads; t; t = t->next)
+        if (t != me) t->signalled = request(t);
+    for (cgc_thread *t = cgc__threads; t; t = t->next)
+        if (t != me && t->signalled) wait_parked(t);
+    /* the caller (a registered thread in cgc_collect, or an internal
+     * thread) is not stopped: it records its own context */
+    if (me) save_context(me, NULL);
+}
+
+void cgc__start_world(void) {
+    cgc_thread *me = cgc__self;
+    for (cgc_thread *t = cgc__threads; t; t = t->next)
+        if (t != me) release(t, t->signalled);
+    cgc__threads_unlock();
+}
+
+/* Holding one thread: registry lock held by the caller. */
+bool cgc__thread_hold(cgc_thread *t) {
+    if (t == cgc__self) {
+        save_context(t, NULL);
+        return true;
+    }
+    t->signalled = request(t);
+    if (t->signalled) wait_parked(t);
+    return true;
+}
+
+void cgc__thread_release(cgc_thread *t) {
+    if (t == cgc__self) return;
+    release(t, t->signalled);
+}
+
+/* --------------------------------------------------------- registry -- */
+
+/* The start of the contiguous mapped memory that holds addr - 1, from
+ * /proc/self/maps (only where the stack mapping does not tell). */
+static uintptr_t mapped_run_start(uintptr_t addr) {
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f) return addr;
+    uintptr_t run_lo = addr, prev_lo = 0, prev_hi = 0, lo, hi;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%lx-%lx", &lo, &hi) != 2) continue;
+        if (lo != prev_hi) prev_lo = lo; /* a gap: a new contiguous run */
+        prev_hi = hi;
+        if (lo < addr && addr <= hi) {
+            run_lo = prev_lo;
+            break;
+        }
+    }
+    fclose(f);
+    return run_lo;
+}
+
+static void compute_tls_range(cgc_thread *t) {
+    uintptr_t tp = (uintptr_t)__builtin_thread_pointer();
+    /* x86-64 (TLS variant II): the static TLS block lies just below the
+     * thread pointer, inside the stack mapping for threads glibc made and
+     * elsewhere for the main thread.  Never read below what is mapped. */
+    uintptr_t lo = tp - tls_static_size;
+    uintptr_t floor = (tp > t->stack_lo && tp <= t->stack_hi) ? t->stack_lo : mapped_run_start(tp);
+    t->tls_lo = lo > floor ? lo : floor;
+    t->tls_hi = tp;
+}
+
+static void thread_exit_destructor(void *arg);
+
+static cgc_thread *register_locked(bool is_main) {
+    cgc_thread *t = free_threads;
+    if (t) free_threads = t->next;
+    else {
+        t = cgc__os_reserve(sizeof *t, 4096);
+        if (!t) cgc__fatal("out of memory registering a thread");
+    }
+    memset(t, 0, sizeof *t);
+    t->pthread = pthread_self();
+    t->tid = (pid_t)syscall(SYS_gettid);
+    t->is_main = is_main;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        pthread_attr_getstack(&attr, &addr, &size);
+        t->stack_lo = (uintptr_t)addr;
+        t->stack_hi = (uintptr_t)addr + size;
+        pthread_attr_destroy(&attr);
+    } else {
+        cgc__fatal("pthread_getattr_np failed for thread %d", (int)t->tid);
+    }
+    compute_tls_range(t);
+    cgc__cache_init(&t->cache);
+    atomic_store_explicit(&t->state, TS_RUNNING, RELAXED);
+    /* a thread born during a mark has a grey stack until scanned */
+    atomic_store_explicit(&t->stack_scanned_cycle, 0, RELAXED);
+    t->next = cgc__threads;
+    cgc__threads = t;
+    atomic_fetch_add_explicit(&cgc__nthreads, 1, RELAXED);
+    cgc__self = t;
+    pthread_setspecific(exit_key, t);
+    return t;
+}
+
+cgc_thread *cgc__thread_register_self(void) {
+    if (cgc__self) return cgc__self;
+    cgc__ensure_init();
+    if (cgc__self) return cgc__self; /* init registered us */
+    cgc__threads_lock();
+    cgc_thread *t = register_locked(false);
+    cgc__threads_unlock();
+    return t;
+}
+
+static void unregister(cgc_thread *t) {
+    /* flush outside the registry lock, inside cgc: a stop waits for it */
+    sig_atomic_t prev = cgc__enter(t);
+    if (t->wbuf.n) {
+        cgc_gcwork w = {0};
+        cgc__wbuf_flush(&t->wbuf, &w);
+        cgc__gcwork_dispose(&w);
+    }
+    cgc__cache_flush(&t->cache);
+    cgc__leave(t, prev);
+    /* the registry lock with in_cgc == 0: we may be stopped while waiting */
+    cgc__threads_lock();
+    cgc_thread **pp = &cgc__threads;
+    while (*pp && *pp != t) pp = &(*pp)->next;
+    if (*pp) *pp = t->next;
+    atomic_fetch_sub_explicit(&cgc__nthreads, 1, RELAXED);
+    /* the cache may have been refilled by a stop's flush race: flush again */
+    cgc__cache_flush(&t->cache);
+    atomic_store_explicit(&t->state, TS_DEAD, RELAXED);
+    cgc__self = NULL;
+    t->next = free_threads;
+    free_threads = t;
+    cgc__threads_unlock();
+}
+
+static void thread_exit_destructor(void *arg) {
+    cgc_thread *t = arg;
+    if (t && cgc__self == t) unregister(t);
+}
+
+int cgc_thread_attach(void) {
+    if (cgc__self) return 1;
+    cgc__thread_register_self();
+    return 0;
+}
+
+void cgc_thread_detach(void) {
+    cgc_thread *t = cgc__self;
+    if (!t) cgc__fatal("cgc_thread_detach: the calling thread is not attached");
+    if (t->blocking_depth) cgc__fatal("cgc_thread_detach: called inside cgc_blocking_begin/end");
+    pthread_setspecific(exit_key, NULL);
+    unregister(t);
+}
+
+/* ------------------------------------------------------- blocking -- */
+
+static NOINLINE void blocking_save(cgc_thread *t) { save_context(t, NULL); }
+
+void cgc_blocking_begin(void) {
+    cgc_thread *t = cgc__self;
+    if (!t) t = cgc__thread_register_self();
+    if (t->blocking_depth++ > 0) return;
+    sig_atomic_t prev = cgc__enter(t);
+    blocking_save(t);
+    /* release: the saved context before the state that lets the collector
+     * read it */
+    atomic_store_explicit(&t->state, TS_BLOCKING, RELEASE);
+    cgc__leave(t, prev);
+}
+
+void cgc_blocking_end(void) {
+    cgc_thread *t = cgc__self;
+    if (!t || t->blocking_depth == 0) cgc__fatal("cgc_blocking_end without cgc_blocking_begin");
+    if (--t->blocking_depth > 0) return;
+    for (;;) {
+        int st = TS_BLOCKING;
+        if (atomic_compare_exchange_weak_explicit(&t->state, &st, TS_RUNNING, ACQ_REL, ACQUIRE)) break;
+        if (st == TS_BLOCKING_HELD) futex_wait(&t->state, TS_BLOCKING_HELD);
+    }
+}
+
+/* --------------------------------------------------- pthread_create -- */
+
+static void *start_trampoline(void *p) {
+    pending_start *ps = p;
+    cgc__threads_lock();
+    void *(*fn)(void *) = ps->fn;
+    void *arg = ps->arg; /* now on this thread's stack (a root once registered) */
+    cgc_thread *t = register_locked(false);
+    if (ps->prev) ps->prev->next = ps->next;
+    else pending_starts = ps->next;
+    if (ps->next) ps->next->prev = ps->prev;
+    cgc__threads_unlock();
+    free(ps);
+    (void)t;
+    return fn(arg);
+}
+
+static void resolve_real_pthread_create(void) {
+    if (real_pthread_create) return;
+    real_pthread_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    if (!real_pthread_create) real_pthread_create = (pthread_create_fn)dlsym(RTLD_DEFAULT, "pthread_create");
+    if (!real_pthread_create || real_pthread_create == pthread_create)
+        cgc__fatal("cannot find the C library's pthread_create: %s", dlerror());
+}
+
+CGC_API int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+    resolve_real_pthread_create();
+    cgc__ensure_init();
+    pending_start *ps = malloc(sizeof *ps);
+    if (!ps) return EAGAIN;
+    ps->fn = fn;
+    ps->arg = arg;
+    ps->prev = NULL;
+    cgc__threads_lock();
+    ps->next = pending_starts;
+    if (pending_starts) pending_starts->prev = ps;
+    pending_starts = ps;
+    cgc__threads_unlock();
+    int err = real_pthread_create(th, attr, start_trampoline, ps);
+    if (err) {
+        cgc__threads_lock();
+        if (ps->prev) ps->prev->next = ps->next;
+        else pending_starts = ps->next;
+        if (ps->next) ps->next->prev = ps->prev;
+        cgc__threads_unlock();
+        free(ps);
+    }
+    return err;
+}
+
+/* Internal threads (mark workers, sweeper, coordinator) are not registered. */
+int cgc__internal_thread(pthread_t *th, void *(*fn)(void *), void *arg) {
+    resolve_real_pthread_create();
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* internal threads must not take the suspend signal */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, suspend_signal);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int err = real_pthread_create(th, &attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
+/* ------------------------------------------------------- scanning -- */
+
+void cgc__thread_scan_stack(cgc_thread *t, cgc_gcwork *w) {
+    uintptr_t sp = t->saved_sp;
+    if (sp < t->stack_lo || sp > t->stack_hi) {
+        /* the saved sp is not on the known stack (alternate signal stack,
+         * or a stack switched by the program): scan the whole mapping */
+        sp = t->stack_lo;
+    }
+    cgc__scan_range(w, sp, t->stack_hi);
+    cgc__scan_range(w, (uintptr_t)t->saved_regs, (uintptr_t)(t->saved_regs + 32));
+    if (t->tls_hi > t->tls_lo) cgc__scan_range(w, t->tls_lo, t->tls_hi);
+    t->stack_bytes = t->stack_hi - sp;
+}
+
+/* Arguments of threads being started (registry lock held). */
+void cgc__scan_pending_starts(cgc_gcwork *w) {
+    for (pending_start *ps = pending_starts; ps; ps = ps->next)
+        cgc__scan_range(w, (uintptr_t)&ps->arg, (uintptr_t)(&ps->arg + 1));
+}
+
+/* ------------------------------------------------------------ fork -- */
+
+void cgc__gc_fork_prepare(void);
+void cgc__gc_fork_parent(void);
+
+/* Lock order for fork: gc_lock (gc.c), registry, every mcentral, heap. */
+static void atfork_prepare(void) {
+    cgc__gc_fork_prepare();
+    cgc__threads_lock();
+    for (size_t i = 0; i < NUM_CENTRALS; i++) cgc__lock(&cgc__central[i].lock);
+    cgc__lock(&cgc__heap_lock);
+}
+static void atfork_parent(void) {
+    cgc__unlock(&cgc__heap_lock);
+    for (size_t i = 0; i < NUM_CENTRALS; i++) cgc__unlock(&cgc__central[i].lock);
+    cgc__threads_unlock();
+    cgc__gc_fork_parent();
+}
+static void atfork_child(void) {
+    cgc__lock_init(&cgc__heap_lock);
+    for (size_t i = 0; i < NUM_CENTRALS; i++) cgc__lock_init(&cgc__central[i].lock);
+    /* Only the forking thread exists in the child. */
+    cgc_thread *me = cgc__self;
+    cgc_thread *t = cgc__threads;
+    while (t) {
+        cgc_thread *next = t->next;
+        if (t != me) {
+            t->next = free_threads;
+            free_threads = t;
+        }
+        t = next;
+    }
+    cgc__threads = me;
+    if (me) me->next = NULL;
+    atomic_store(&cgc__nthreads, me ? 1 : 0);
+    pending_starts = NULL;
+    pthread_mutex_init(&registry_lock, NULL);
+    void cgc__gc_after_fork_child(void);
+    cgc__gc_after_fork_child();
+}
+
+void cgc__threads_init(void) {
+    suspend_signal = cgc__opt.sigsuspend;
+    size_t align = 0;
+    void (*info)(size_t *, size_t *) = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
+    if (info) info(&tls_static_size, &align);
+    pthread_key_create(&exit_key, thread_exit_destructor);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = suspend_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(suspend_signal, &sa, NULL) != 0) cgc__fatal("cannot install the handler for signal %d", suspend_signal);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    cgc__threads_lock();
+    register_locked(getpid() == (pid_t)syscall(SYS_gettid));
+    cgc__threads_unlock();
+}
+
+int cgc_set_suspend_signal(int signo) {
+    if (atomic_load(&cgc__init_done)) {
+        errno = EBUSY;
+        return -1;
+    }
+    if (signo < 1 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP) {
+        errno = EINVAL;
+        return -1;
+    }
+    cgc__options_set_signal(signo);
+    return 0;
+}
