@@ -77,10 +77,12 @@ static bool claim(cgc_span *s, uint32_t sg) {
 
 cgc_span *cgc__central_take_unswept(unsigned spanclass) {
     cgc_central *c = &cgc__central[spanclass];
+    /* sg is read under the lock: the background sweeper is not stopped by
+     * a stop-the-world, and a value read before a cycle advanced sg would
+     * name the new swept list as unswept */
+    cgc__lock(&c->lock);
     uint32_t sg = atomic_load_explicit(&cgc__sweepgen, ACQUIRE);
     unsigned u = 1 - swept_index(sg);
-    if (!c->partial[u].head && !c->full[u].head) return NULL; /* racy peek; fine */
-    cgc__lock(&c->lock);
     cgc_span *s = list_pop(&c->partial[u]);
     if (!s) s = list_pop(&c->full[u]);
     if (s && !claim(s, sg)) cgc__fatal("span %p on an unswept list has sweepgen %u (sg %u)", (void *)s->base, atomic_load(&s->sweepgen), sg);
@@ -91,11 +93,11 @@ cgc_span *cgc__central_take_unswept(unsigned spanclass) {
 
 cgc_span *cgc__central_cache_span(unsigned spanclass) {
     cgc_central *c = &cgc__central[spanclass];
+    cgc_span *s = NULL;
+    pthread_rwlock_rdlock(&cgc__sweep_fork_lock);
+    cgc__lock(&c->lock);
     uint32_t sg = atomic_load_explicit(&cgc__sweepgen, ACQUIRE);
     unsigned sw = swept_index(sg), un = 1 - sw;
-    cgc_span *s = NULL;
-
-    cgc__lock(&c->lock);
     s = list_pop(&c->partial[sw]);
     /* On-demand sweeping: unswept spans of this class before the heap
      * grows, a bounded number of them so an allocation never stalls long. */
@@ -113,6 +115,7 @@ cgc_span *cgc__central_cache_span(unsigned spanclass) {
         else list_push(&c->full[sw], u);
     }
     cgc__unlock(&c->lock);
+    pthread_rwlock_unlock(&cgc__sweep_fork_lock);
     if (!s) {
         uintptr_t npages = cgc_class_npages[spanclass == TINY_SPAN_CLASS ? cgc_size_to_class8[2] : spanclass / SPAN_KINDS];
         s = cgc__heap_alloc_span(npages, spanclass);

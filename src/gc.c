@@ -429,8 +429,6 @@ void cgc__ensure_init(void) {
 
 void cgc_init(void) { cgc__ensure_init(); }
 
-/* Registers the main thread before main() runs. */
-__attribute__((constructor)) static void cgc_constructor(void) { cgc__ensure_init(); }
 
 /* fork(): no cycle may be half done, and no cgc lock held by another
  * thread, when the child is made (threads.c calls these around its own). */

@@ -494,6 +494,9 @@ void cgc__sweep_finish(void);       /* sweep everything left, wait for sweepers 
 void cgc__sweep_start(void);        /* after sg advanced: wake the sweeper */
 void cgc__sweeper_init(void);
 extern atomic_u32 cgc__sweepers_active CGC_INTERNAL;
+/* Held for reading across every claim-sweep-put of a span, for writing by
+ * fork() (a child must not inherit a span half swept by a lost thread). */
+extern pthread_rwlock_t cgc__sweep_fork_lock CGC_INTERNAL;
 extern atomic_u64 cgc__sweep_pages_left CGC_INTERNAL;
 
 /* ------------------------------------------------------------ pacer.c -- */

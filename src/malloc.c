@@ -17,6 +17,10 @@
 
 static _Atomic(cgc_oom_handler) oom_handler;
 
+/* The largest object: 1 TiB (the heap's address space is 128 TiB; beyond
+ * this a request is treated as a size overflow). */
+#define CGC_MAX_ALLOC ((size_t)1 << 40)
+
 /* The freed-object mark written into the second word of an object freed to
  * another thread's span: detects most double frees still pending there. */
 static uintptr_t free_cookie;
@@ -107,6 +111,10 @@ static ALWAYS_INLINE cgc_thread *self_thread(void) {
 
 /* Allocation failed: collect, ask the handler, retry once; else ENOMEM. */
 static NOINLINE void *alloc_failed(size_t size, void *(*retry)(size_t, const void *), const void *arg) {
+    if (size > CGC_MAX_ALLOC) { /* no heap could hold it: an overflow, not an OOM */
+        errno = ENOMEM;
+        return NULL;
+    }
     cgc_collect();
     void *p = retry(size, arg);
     if (p) return p;
@@ -127,7 +135,7 @@ static ALWAYS_INLINE void *alloc_kind(size_t size, unsigned kind, const cgc_type
     void *p;
     if (likely(size <= CGC_MAX_SMALL_SIZE)) {
         p = small_alloc(t, cgc__size_class(size) * SPAN_KINDS + kind);
-    } else if (size > ((size_t)1 << 46)) {
+    } else if (size > CGC_MAX_ALLOC) {
         p = NULL; /* more than the address space can hold */
     } else {
         p = large_alloc(t, size, kind, type);
@@ -231,7 +239,7 @@ static void *typed_alloc(size_t size, const cgc_type *type) {
     sig_atomic_t prev = cgc__enter(t);
     if (size > CGC_MAX_SMALL_SIZE - TYPED_HEADER) {
         /* large: the type and size live in the span, no header */
-        void *p = size > ((size_t)1 << 46) ? NULL : large_alloc(t, size, KIND_TYPED, type);
+        void *p = size > CGC_MAX_ALLOC ? NULL : large_alloc(t, size, KIND_TYPED, type);
         cgc__leave(t, prev);
         return p;
     }

@@ -20,7 +20,9 @@
 
 atomic_u32 cgc__sweepgen = 4; /* even; starts above 2 so sg-2 never wraps */
 atomic_u32 cgc__sweepers_active;
-atomic_u64 cgc__sweep_pages_left; /* nonzero while unswept spans may remain */
+pthread_rwlock_t cgc__sweep_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* Nonzero while unswept spans may remain: the sweepgen of that sweep. */
+atomic_u64 cgc__sweep_pages_left;
 static _Atomic unsigned sweep_cursor;
 static pthread_mutex_t sweeper_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sweeper_cv = PTHREAD_COND_INITIALIZER;
@@ -81,19 +83,26 @@ bool cgc__sweep_span(cgc_span *s, bool preserve) {
 }
 
 bool cgc__sweep_one(void) {
-    if (!atomic_load_explicit(&cgc__sweep_pages_left, ACQUIRE)) return false;
+    uint64_t sweep = atomic_load_explicit(&cgc__sweep_pages_left, ACQUIRE);
+    if (!sweep) return false;
     unsigned start = atomic_fetch_add_explicit(&sweep_cursor, 1, RELAXED) % NUM_CENTRALS;
     for (unsigned k = 0; k < NUM_CENTRALS; k++) {
         unsigned spc = (start + k) % NUM_CENTRALS;
+        pthread_rwlock_rdlock(&cgc__sweep_fork_lock);
         cgc_span *s = cgc__central_take_unswept(spc);
-        if (!s) continue;
+        if (!s) {
+            pthread_rwlock_unlock(&cgc__sweep_fork_lock);
+            continue;
+        }
         if (cgc__sweep_span(s, false)) cgc__central_put_swept(s);
         atomic_fetch_sub_explicit(&cgc__sweepers_active, 1, RELEASE);
+        pthread_rwlock_unlock(&cgc__sweep_fork_lock);
         return true;
     }
-    /* Nothing unswept in any class: the sweep is over (spans being swept
-     * right now are counted by cgc__sweepers_active). */
-    atomic_store_explicit(&cgc__sweep_pages_left, 0, RELEASE);
+    /* Nothing unswept in any class: this sweep is over (spans being swept
+     * right now are counted by cgc__sweepers_active).  Only this sweep's
+     * mark is cleared: a slow sweeper must not end the next one. */
+    atomic_compare_exchange_strong_explicit(&cgc__sweep_pages_left, &sweep, 0, RELEASE, RELAXED);
     return false;
 }
 
@@ -124,7 +133,7 @@ static void *sweeper_main(void *arg) {
 }
 
 void cgc__sweep_start(void) {
-    atomic_store_explicit(&cgc__sweep_pages_left, 1, RELEASE);
+    atomic_store_explicit(&cgc__sweep_pages_left, atomic_load(&cgc__sweepgen), RELEASE);
     pthread_mutex_lock(&sweeper_lock);
     sweeper_wakeups++;
     pthread_cond_signal(&sweeper_cv);

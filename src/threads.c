@@ -82,8 +82,19 @@ static NOINLINE void save_context(cgc_thread *t, ucontext_t *uc) {
          * on an alternate signal stack, scan from the interrupted sp only */
         if (here < t->saved_sp && here >= t->stack_lo) t->saved_sp = here;
     } else {
-        __builtin_unwind_init();
+        /* Called, not interrupted: only the callee-saved registers can hold
+         * the callers' values, and the code that runs after we return may
+         * move them below saved_sp; keep copies. */
         memset(t->saved_regs, 0, sizeof t->saved_regs);
+        __asm__ volatile("movq %%rbx, 0(%0)\n\t"
+                         "movq %%rbp, 8(%0)\n\t"
+                         "movq %%r12, 16(%0)\n\t"
+                         "movq %%r13, 24(%0)\n\t"
+                         "movq %%r14, 32(%0)\n\t"
+                         "movq %%r15, 40(%0)\n\t"
+                         :
+                         : "r"(t->saved_regs)
+                         : "memory");
         t->saved_sp = (uintptr_t)__builtin_frame_address(0);
     }
 }
@@ -430,9 +441,11 @@ void cgc__scan_pending_starts(cgc_gcwork *w) {
 void cgc__gc_fork_prepare(void);
 void cgc__gc_fork_parent(void);
 
-/* Lock order for fork: gc_lock (gc.c), registry, every mcentral, heap. */
+/* Lock order for fork: gc_lock (gc.c), the sweep fork lock, registry,
+ * every mcentral, heap. */
 static void atfork_prepare(void) {
     cgc__gc_fork_prepare();
+    pthread_rwlock_wrlock(&cgc__sweep_fork_lock);
     cgc__threads_lock();
     for (size_t i = 0; i < NUM_CENTRALS; i++) cgc__lock(&cgc__central[i].lock);
     cgc__lock(&cgc__heap_lock);
@@ -441,9 +454,11 @@ static void atfork_parent(void) {
     cgc__unlock(&cgc__heap_lock);
     for (size_t i = 0; i < NUM_CENTRALS; i++) cgc__unlock(&cgc__central[i].lock);
     cgc__threads_unlock();
+    pthread_rwlock_unlock(&cgc__sweep_fork_lock);
     cgc__gc_fork_parent();
 }
 static void atfork_child(void) {
+    pthread_rwlock_init(&cgc__sweep_fork_lock, NULL);
     cgc__lock_init(&cgc__heap_lock);
     for (size_t i = 0; i < NUM_CENTRALS; i++) cgc__lock_init(&cgc__central[i].lock);
     /* Only the forking thread exists in the child. */
