@@ -10,8 +10,8 @@
  *
  * The macros:
  *   B_INIT()              initialise the backend (call first, in main)
- *   B_MALLOC(n)           object that may hold pointers (zeroed for the GCs)
- *   B_MALLOC_ATOMIC(n)    object that holds no pointers (not zeroed)
+ *   B_MALLOC(n)           object that may hold pointers (zeroed: calloc for malloc)
+ *   B_MALLOC_ATOMIC(n)    object that holds no pointers (need not be zeroed)
  *   B_FREE(p)             explicit free (cgc_free / GC_FREE / free)
  *   B_STORE(slot, v)      *slot = v for a pointer field in the heap or in a
  *                         global; through the write barrier for cgc

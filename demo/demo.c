@@ -401,8 +401,8 @@ int main(int argc, char **argv)
     if (!node_type)
         die("cgc_type_new failed");
 
-    printf("cgc-demo: %d threads for %.1f s, keeping the latest %d documents\n",
-           nthreads, seconds, WINDOW);
+    printf("cgc-demo: %d thread%s for %.1f s, keeping the latest %d documents\n",
+           nthreads, nthreads == 1 ? "" : "s", seconds, WINDOW);
     fflush(stdout);
 
     static struct worker workers[MAX_THREADS];

@@ -17,7 +17,10 @@
  */
 #include "internal.h"
 
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -226,21 +229,28 @@ typedef struct worker {
 static worker *workers;
 static int nworkers;
 static double fractional_goal; /* CPU fraction for the fractional worker */
+/* busy and the pool's emptiness are read together under mark_lock by the
+ * coordinator's idle test and changed together by workers; wakeups go
+ * through a futex word so that threads publishing work never lock. */
 static pthread_mutex_t mark_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+static _Atomic int work_epoch;
 static _Atomic int mark_active; /* workers may mark */
 static _Atomic int stw_marking; /* the world is stopped: everyone flat out */
 static _Atomic int busy;        /* workers draining now */
 static _Atomic int sleeping;    /* workers waiting on work_cv */
 atomic_u64 cgc__cpu_bg_ns, cgc__cpu_idle_ns, cgc__cpu_assist_ns;
 
+static void wake_workers(void) {
+    /* seq_cst: the epoch bump is ordered after the publication of the work
+     * and before the read of `sleeping` (workers: sleeping++, then read the
+     * epoch, then test for work) */
+    atomic_fetch_add(&work_epoch, 1);
+    if (atomic_load(&sleeping)) syscall(SYS_futex, (int *)&work_epoch, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
 void cgc__mark_work_arrived(void) {
-    if (atomic_load_explicit(&sleeping, ACQUIRE) && atomic_load_explicit(&mark_active, RELAXED)) {
-        pthread_mutex_lock(&mark_lock);
-        pthread_cond_broadcast(&work_cv);
-        pthread_mutex_unlock(&mark_lock);
-    }
+    if (atomic_load_explicit(&mark_active, RELAXED)) wake_workers();
 }
 
 static bool has_work(void) { return cgc__work_available() || jobs_left(); }
@@ -254,10 +264,18 @@ static void *worker_main(void *arg) {
     cgc_gcwork w = {0};
     for (;;) {
         pthread_mutex_lock(&mark_lock);
-        while (!(atomic_load(&mark_active) && has_work())) {
+        for (;;) {
             atomic_fetch_add(&sleeping, 1);
-            pthread_cond_wait(&work_cv, &mark_lock);
+            int epoch = atomic_load(&work_epoch); /* before the test: no lost wakeup */
+            if (atomic_load(&mark_active) && has_work()) {
+                atomic_fetch_sub(&sleeping, 1);
+                break;
+            }
+            pthread_mutex_unlock(&mark_lock);
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            syscall(SYS_futex, (int *)&work_epoch, FUTEX_WAIT_PRIVATE, epoch, &ts, NULL, 0);
             atomic_fetch_sub(&sleeping, 1);
+            pthread_mutex_lock(&mark_lock);
         }
         atomic_fetch_add(&busy, 1);
         pthread_mutex_unlock(&mark_lock);
@@ -321,10 +339,8 @@ void cgc__mark_workers_start(void) {
 int cgc__mark_nworkers(void) { return nworkers; }
 
 void cgc__mark_workers_wake(void) {
-    pthread_mutex_lock(&mark_lock);
     atomic_store(&mark_active, 1);
-    pthread_cond_broadcast(&work_cv);
-    pthread_mutex_unlock(&mark_lock);
+    wake_workers();
 }
 
 /* Coordinator: returns when no worker is draining and no work is left in
@@ -333,7 +349,7 @@ void cgc__mark_workers_wake(void) {
 bool cgc__mark_wait_idle(void) {
     pthread_mutex_lock(&mark_lock);
     while (atomic_load(&busy) > 0 || has_work()) {
-        if (has_work()) pthread_cond_broadcast(&work_cv);
+        if (has_work()) wake_workers();
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 2000000;
@@ -376,6 +392,5 @@ void cgc__mark_after_fork_child(void) {
     atomic_store(&sleeping, 0);
     atomic_store(&mark_active, 0);
     pthread_mutex_init(&mark_lock, NULL);
-    pthread_cond_init(&work_cv, NULL);
     pthread_cond_init(&idle_cv, NULL);
 }

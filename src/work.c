@@ -70,12 +70,14 @@ void cgc__work_init(void) {}
 void cgc__gcwork_push(cgc_gcwork *w, uintptr_t obj) {
     cgc_workbuf *b = w->cur;
     if (unlikely(!b || b->n == WORKBUF_N)) {
+        cgc_workbuf *fresh = NULL;
         if (b) {
-            /* keep one buffer locally for balance, publish the other */
-            if (w->spare) buf_put_full(w->spare);
+            /* keep one full buffer locally for balance, publish the other */
+            if (w->spare && w->spare->n) buf_put_full(w->spare);
+            else fresh = w->spare; /* an empty spare becomes the new cur */
             w->spare = b;
         }
-        b = w->cur = buf_alloc();
+        b = w->cur = fresh ? fresh : buf_alloc();
     }
     b->obj[b->n++] = obj;
 }
@@ -95,6 +97,7 @@ bool cgc__gcwork_pop(cgc_gcwork *w, uintptr_t *obj) {
     }
     cgc_workbuf *f = buf_get_full();
     if (!f) return false;
+    CGC_ASSERT(f->n > 0 && f->n <= WORKBUF_N);
     if (b) buf_put_empty(b);
     w->cur = f;
     *obj = f->obj[--f->n];
