@@ -91,6 +91,38 @@ cgc_span *cgc__central_take_unswept(unsigned spanclass) {
     return s;
 }
 
+/* Slots other threads freed while s sat in mcentral (caller owns s). */
+static uint32_t take_remote_frees(cgc_span *s) {
+    void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQUIRE);
+    uint32_t n = 0;
+    for (; r; r = *(void **)r, n++) {
+        uint32_t idx = cgc__obj_index(s, (uintptr_t)r);
+        _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
+        atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
+    }
+    if (n) {
+        s->needzero = 1;
+        s->alloc_count -= n;
+        atomic_fetch_sub_explicit(&cgc__pacer.heap_live, (uint64_t)n * s->elemsize, RELAXED);
+        atomic_fetch_add_explicit(&cgc__stats.frees, n, RELAXED);
+    }
+    return n;
+}
+
+/* A remote free arrived at a span with none pending: a full span in
+ * mcentral becomes partial so that the slot is found again. */
+void cgc__central_note_remote_free(cgc_span *s) {
+    cgc_central *c = &cgc__central[s->spanclass];
+    cgc__lock(&c->lock);
+    for (int i = 0; i < 2; i++) {
+        if (s->list == &c->full[i]) {
+            list_remove(&c->full[i], s);
+            list_push(&c->partial[i], s);
+        }
+    }
+    cgc__unlock(&c->lock);
+}
+
 cgc_span *cgc__central_cache_span(unsigned spanclass) {
     cgc_central *c = &cgc__central[spanclass];
     cgc_span *s = NULL;
@@ -98,7 +130,11 @@ cgc_span *cgc__central_cache_span(unsigned spanclass) {
     cgc__lock(&c->lock);
     uint32_t sg = atomic_load_explicit(&cgc__sweepgen, ACQUIRE);
     unsigned sw = swept_index(sg), un = 1 - sw;
-    s = list_pop(&c->partial[sw]);
+    while ((s = list_pop(&c->partial[sw])) != NULL) {
+        take_remote_frees(s);
+        if (s->alloc_count < s->nelems) break;
+        list_push(&c->full[sw], s);
+    }
     /* On-demand sweeping: unswept spans of this class before the heap
      * grows, a bounded number of them so an allocation never stalls long. */
     for (int tries = 0; !s && tries < 100; tries++) {
@@ -128,8 +164,11 @@ cgc_span *cgc__central_cache_span(unsigned spanclass) {
 void cgc__central_uncache_span(cgc_span *s) {
     CGC_ASSERT(s->where == WHERE_CACHED);
     s->where = WHERE_NONE;
+    /* the bitmap is exact: the next owner scans it from the start, finding
+     * the slots freed below the old freeindex (the local list is dropped) */
     s->local_free = NULL;
     s->alloc_cache = 0;
+    s->freeindex = 0;
     s->alloc_count = cgc__span_count_alloc(s);
     cgc__span_check(s);
     cgc__central_put_swept(s);

@@ -308,6 +308,8 @@ void cgc__central_put_swept(cgc_span *s);
 void cgc__central_put_unswept(cgc_span *s);
 /* Takes one unswept span and claims it (sweepgen sg-1), or NULL. */
 cgc_span *cgc__central_take_unswept(unsigned spanclass);
+/* A first remote free arrived at s (malloc.c). */
+void cgc__central_note_remote_free(cgc_span *s);
 /* Removes s from whatever list it is on (lock held by caller). */
 void cgc__central_remove_locked(cgc_central *c, cgc_span *s);
 
@@ -353,6 +355,8 @@ typedef struct cgc_gcwork {
     bool checkmark;        /* marking into check_bits */
     uintptr_t src;         /* checkmark: what is being scanned (object or root) */
     const char *src_kind;
+    bool lenient;          /* checkmark: stale stack slots, see checkmark.c */
+    uintptr_t src_word;    /* checkmark: address of the word being tested */
 } cgc_gcwork;
 
 void cgc__work_init(void);
@@ -427,6 +431,7 @@ typedef struct cgc_thread {
     /* collector per-thread state */
     atomic_u32 stack_scanned_cycle; /* == current cycle: stack is black */
     uint64_t stack_bytes;           /* scanned last time (pacer) */
+    uintptr_t scan_sp;              /* where this cycle's stack scan began (checkmark) */
     bool is_main;
 
     cgc_mcache cache;
@@ -469,6 +474,7 @@ extern cgc_thread *cgc__threads CGC_INTERNAL;
 extern atomic_u32 cgc__nthreads CGC_INTERNAL;
 /* The range of t's stack to scan (world stopped or t held). */
 void cgc__thread_scan_stack(cgc_thread *t, cgc_gcwork *w);
+uintptr_t cgc__thread_stack_start(cgc_thread *t);
 
 /* ------------------------------------------------------------ roots.c -- */
 

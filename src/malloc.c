@@ -384,6 +384,7 @@ void cgc_free(void *p) {
         do {
             words[0] = (uintptr_t)head;
         } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &head, (void *)obj, RELEASE, RELAXED));
+        if (!head && s->where == WHERE_LIST) cgc__central_note_remote_free(s);
     }
     cgc__leave(t, prev);
 }

@@ -63,6 +63,7 @@ CGC_NO_SANITIZE void cgc__scan_range(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) 
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
         uintptr_t v = __atomic_load_n((uintptr_t *)a, __ATOMIC_RELAXED);
+        if (unlikely(w->checkmark)) w->src_word = a;
         shade_inline(w, v);
     }
     w->scan_work += hi > lo ? hi - lo : 0;

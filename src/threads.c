@@ -417,13 +417,16 @@ int cgc__internal_thread(pthread_t *th, void *(*fn)(void *), void *arg) {
 
 /* ------------------------------------------------------- scanning -- */
 
-void cgc__thread_scan_stack(cgc_thread *t, cgc_gcwork *w) {
+uintptr_t cgc__thread_stack_start(cgc_thread *t) {
     uintptr_t sp = t->saved_sp;
-    if (sp < t->stack_lo || sp > t->stack_hi) {
-        /* the saved sp is not on the known stack (alternate signal stack,
-         * or a stack switched by the program): scan the whole mapping */
-        sp = t->stack_lo;
-    }
+    /* a saved sp off the known stack (alternate signal stack, or a stack
+     * switched by the program): scan the whole mapping */
+    return (sp < t->stack_lo || sp > t->stack_hi) ? t->stack_lo : sp;
+}
+
+void cgc__thread_scan_stack(cgc_thread *t, cgc_gcwork *w) {
+    uintptr_t sp = cgc__thread_stack_start(t);
+    t->scan_sp = sp;
     cgc__scan_range(w, sp, t->stack_hi);
     cgc__scan_range(w, (uintptr_t)t->saved_regs, (uintptr_t)(t->saved_regs + 32));
     if (t->tls_hi > t->tls_lo) cgc__scan_range(w, t->tls_lo, t->tls_hi);

@@ -215,7 +215,7 @@ int main(void)
     cgc_init();
     cgc_set_percent(10);
     long target = scaled(1000, 150, 30000);
-    double limit = (double)scaled(150, 120, 3000);
+    double limit = (double)scaled(60, 60, 3000);
     const char *mode = getenv("CGC_DEBUG") ? getenv("CGC_DEBUG") : "concurrent";
 
     uint64_t r = 42;
@@ -268,6 +268,7 @@ int main(void)
     CHECKF(cycles >= (uint64_t)min_cycles, "only %llu cycles in %.0f s",
            (unsigned long long)cycles, secs);
     CHECK(atomic_load(&nodes_checked) > 0);
-    CHECKF(s1.heap_sys < (1ull << 30), "heap_sys %llu", (unsigned long long)s1.heap_sys);
+    /* the live graph is a few MiB: the heap must stay far below this */
+    CHECKF(s1.heap_sys < (256ull << 20), "heap_sys %llu", (unsigned long long)s1.heap_sys);
     return finish("test_stress");
 }

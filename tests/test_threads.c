@@ -123,7 +123,7 @@ static void *worker(void *arg)
 
 static void test_workers(void)
 {
-    worker_iters = (int)scaled(3000, 500, 30000);
+    worker_iters = (int)scaled(20000, 3000, 200000);
     pthread_t t[WORKERS];
     for (int i = 0; i < WORKERS; i++)
         CHECK(pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i) == 0);
