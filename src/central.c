@@ -157,6 +157,7 @@ cgc_span *cgc__central_cache_span(unsigned spanclass) {
         s = cgc__heap_alloc_span(npages, spanclass);
         if (!s) return NULL;
     }
+    CGC_ASSERT(s->where != WHERE_CACHED && s->list == NULL); /* one owner at a time */
     s->where = WHERE_CACHED;
     return s;
 }

@@ -53,18 +53,6 @@ void cgc__checkmark_verify(void) {
     cgc__heap_for_each_span(clear_check_bits, NULL);
     cgc_gcwork w = {0};
     w.checkmark = true;
-    for (cgc_thread *t = cgc__threads; t; t = t->next) {
-        w.src = (uintptr_t)t->tid;
-        w.src_kind = atomic_load(&t->state) == TS_BLOCKING_HELD ? "stack of the blocking thread (tid)"
-                     : t->is_main                             ? "stack of the main thread (tid)"
-                                                              : "stack of thread (tid)";
-        uintptr_t now = cgc__thread_stack_start(t);
-        uintptr_t strict_lo = now > t->scan_sp ? now : t->scan_sp;
-        cgc__scan_range(&w, strict_lo, t->stack_hi);
-        cgc__scan_range(&w, (uintptr_t)t->saved_regs, (uintptr_t)(t->saved_regs + 32));
-        if (t->tls_hi > t->tls_lo) cgc__scan_range(&w, t->tls_lo, t->tls_hi);
-        cgc__checkmark_drain(&w);
-    }
     w.src_kind = "arguments of starting threads";
     cgc__scan_pending_starts(&w);
     cgc__checkmark_drain(&w);
@@ -83,6 +71,18 @@ void cgc__checkmark_verify(void) {
         cgc__checkmark_drain(&w);
     }
     free(user);
+    for (cgc_thread *t = cgc__threads; t; t = t->next) {
+        w.src = (uintptr_t)t->tid;
+        w.src_kind = atomic_load(&t->state) == TS_BLOCKING_HELD ? "stack of the blocking thread (tid)"
+                     : t->is_main                             ? "stack of the main thread (tid)"
+                                                              : "stack of thread (tid)";
+        uintptr_t now = cgc__thread_stack_start(t);
+        uintptr_t strict_lo = now > t->scan_sp ? now : t->scan_sp;
+        cgc__scan_range(&w, strict_lo, t->stack_hi);
+        cgc__scan_range(&w, (uintptr_t)t->saved_regs, (uintptr_t)(t->saved_regs + 32));
+        if (t->tls_hi > t->tls_lo) cgc__scan_range(&w, t->tls_lo, t->tls_hi);
+        cgc__checkmark_drain(&w);
+    }
     /* stale words below each stack's scan point: marked, not verified */
     w.lenient = true;
     for (cgc_thread *t = cgc__threads; t; t = t->next) {

@@ -19,14 +19,15 @@
  *     becomes grey); prepare the root jobs (data/bss of every loaded object
  *     and cgc_add_roots ranges, in 256 KiB shards); reset the pacer's
  *     counters; turn on allocate-black and the write barrier.  Restart.
- *  2. Concurrent mark (PHASE_MARK).  First the coordinator visits every
- *     thread once: holds it (signal handshake, or the saved context of a
+ *  2. Concurrent mark (PHASE_MARK).  First every thread passes one
+ *     handshake, so that a thread interrupted by phase 1 between
+ *     CGC_STORE's flag test and its plain store has finished that store
+ *     (Go makes the test and the store one non-preemptible step; C code can
+ *     be interrupted anywhere).  Then the coordinator visits every thread
+ *     once more: holds it (signal handshake, or the saved context of a
  *     thread in a blocking region), scans its stack, registers and static
  *     TLS, marks the stack black, lets it go.  Only then do workers and
- *     assists scan globals and heap objects: a thread interrupted by phase 1
- *     between CGC_STORE's flag test and its plain store has finished that
- *     store before its handshake, so no object is black while such a store
- *     is pending.  Then the mark workers (mark.c: dedicated + fractional at
+ *     assists scan globals and heap objects.  Then the mark workers (mark.c: dedicated + fractional at
  *     25 % of the CPUs, plus idle workers) drain the grey pool while
  *     allocating threads pay assists (pacer.c).  When no work is left the
  *     coordinator runs a ragged barrier: it holds each thread in turn,
@@ -115,6 +116,18 @@ static uint64_t scan_stacks_concurrently(uint32_t cycle) {
     return bytes;
 }
 
+/* Every thread passes one handshake: a CGC_STORE that tested the barrier
+ * flag before the world stopped and stores after it restarted has then
+ * completed, before any stack is scanned or object blackened. */
+static void handshake_all(void) {
+    cgc__threads_lock();
+    for (cgc_thread *t = cgc__threads; t; t = t->next) {
+        cgc__thread_hold(t);
+        cgc__thread_release(t);
+    }
+    cgc__threads_unlock();
+}
+
 /* Ragged barrier: each thread in turn hands over its barrier buffer; late
  * stacks are scanned.  Returns true if anything was greyed. */
 static bool ragged_barrier(uint32_t cycle) {
@@ -177,6 +190,16 @@ static void run_cycle(bool forced) {
     atomic_store(&cgc__gc_phase, PHASE_SWEEP_TERM);
     CGC_ASSERT(atomic_load(&cgc__sweepers_active) == 0);
     CGC_ASSERT(atomic_load(&cgc__sweep_pages_left) == 0);
+#ifdef CGC_DEBUG_CHECKS
+    {
+        uint32_t sg = atomic_load(&cgc__sweepgen);
+        for (size_t i = 0; i < NUM_CENTRALS; i++) {
+            unsigned u = 1 - (sg / 2) % 2;
+            if (cgc__central[i].partial[u].head || cgc__central[i].full[u].head)
+                cgc__fatal("cycle start: class %zu still has unswept spans", i);
+        }
+    }
+#endif
     tr.heap_start = atomic_load(&cgc__pacer.heap_live);
     uint32_t cycle = atomic_fetch_add(&cgc__gc_cycle, 1) + 1;
     cgc__mark_set_jobs(cgc__cycle_segments, cgc__cycle_nsegments, user, nuser);
@@ -206,6 +229,7 @@ static void run_cycle(bool forced) {
         /* 2: concurrent mark — stacks first, then everything else */
         uint64_t m0 = cgc__nanotime();
         cpu_mark0 = cgc__thread_cputime();
+        handshake_all();
         tr.stacks = scan_stacks_concurrently(cycle);
         cgc__pacer.stacks_bytes = tr.stacks;
         atomic_store_explicit(&cgc__heap_scan_enabled, 1, RELEASE);
@@ -325,7 +349,8 @@ static void ensure_coordinator_locked(void) {
 void cgc__gc_maybe_trigger(void) {
     if (atomic_load_explicit(&cgc__pacer.heap_live, RELAXED) < atomic_load_explicit(&cgc__pacer.trigger, RELAXED))
         return;
-    if (atomic_load_explicit(&cgc__gc_disabled, RELAXED) || cgc__opt.percent < 0) return;
+    if (atomic_load_explicit(&cgc__gc_disabled, RELAXED)) return;
+    if (cgc__opt.percent < 0 && cgc__opt.memlimit == INT64_MAX) return; /* Go: GOGC=off, no limit */
     if (atomic_load_explicit(&cgc__gc_phase, RELAXED) != PHASE_OFF) return;
     pthread_mutex_lock(&gc_lock);
     if (!request_pending && cycles_started == cycles_finished) {
@@ -370,9 +395,7 @@ int cgc_set_percent(int percent) {
     cgc__ensure_init();
     int old = cgc__opt.percent;
     cgc__opt.percent = percent < 0 ? -1 : percent;
-    uint64_t marked = atomic_load(&cgc__pacer.heap_live);
-    (void)marked;
-    cgc__pacer_cycle_end(atomic_load(&cgc__pacer.heap_live), 0, 0);
+    cgc__pacer_retarget();
     return old;
 }
 
@@ -394,7 +417,7 @@ int64_t cgc_set_memory_limit(int64_t bytes) {
     int64_t old = cgc__opt.memlimit;
     if (bytes >= 0) {
         cgc__opt.memlimit = bytes;
-        cgc__pacer_cycle_end(atomic_load(&cgc__pacer.heap_live), 0, 0);
+        cgc__pacer_retarget();
     }
     return old;
 }

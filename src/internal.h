@@ -518,6 +518,7 @@ typedef struct cgc_pacer {
     _Atomic double assist_work_per_byte;
     uint64_t globals_bytes, stacks_bytes;
     double cons_mark;         /* smoothed allocation during mark per scan byte */
+    atomic_u64 last_marked;   /* live heap found by the last completed mark */
     uint64_t mark_start_live, mark_start_ns;
 } cgc_pacer;
 extern cgc_pacer cgc__pacer CGC_INTERNAL;
@@ -527,6 +528,11 @@ void cgc__pacer_revise(void);
 /* Allocation of bytes while marking: pay scan work, bounded in time. */
 void cgc__assist(cgc_thread *t, uint64_t bytes);
 uint64_t cgc__pacer_goal(uint64_t marked);
+/* The settings changed: recompute goal and trigger from the last mark. */
+void cgc__pacer_retarget(void);
+/* Allocation while marking with the heap past its overshoot bound: wait
+ * (as in a blocking region) until the mark ends. */
+void cgc__wait_for_mark_end(cgc_thread *t);
 
 /* --------------------------------------------------------------- gc.c -- */
 

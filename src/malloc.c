@@ -46,6 +46,8 @@ static ALWAYS_INLINE void *take_slot(cgc_thread *t, cgc_span *s, unsigned spc, u
      * call is opaque to the compiler, so the alloc bit's store stays after
      * it; x86-TSO keeps the order for other cores.) */
     if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) mark_new_object(s, idx);
+    CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
+    CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
     set_bit(s->alloc_bits, idx);
     uintptr_t obj = s->base + idx * s->elemsize;
     if (dirty) memset((void *)obj, 0, s->elemsize);
@@ -71,17 +73,16 @@ static ALWAYS_INLINE void *small_alloc(cgc_thread *t, unsigned spc) {
 }
 
 static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc) {
-    cgc_span *s = t->cache.alloc[spc];
-    int64_t idx = s == &cgc__empty_span ? -1 : cgc__span_next_free_slow(s);
-    if (idx < 0) {
-        if (!cgc__cache_refill(&t->cache, spc)) return NULL;
-        s = t->cache.alloc[spc];
+    /* A refill may wait for a mark to end (the overshoot bound), and mark
+     * termination empties every cache: look at the cache again each time. */
+    for (int tries = 0;; tries++) {
+        cgc_span *s = t->cache.alloc[spc];
         if (s->local_free) return small_alloc(t, spc);
-        s->alloc_cache = 0;
-        idx = cgc__span_next_free_slow(s);
-        if (idx < 0) cgc__fatal("refilled span %p of class %u has no free slot", (void *)s->base, spc);
+        int64_t idx = s == &cgc__empty_span ? -1 : cgc__span_next_free_slow(s);
+        if (idx >= 0) return take_slot(t, s, spc, (uint32_t)idx, s->needzero);
+        if (tries > 100) cgc__fatal("no free slot in class %u after %d refills", spc, tries);
+        if (!cgc__cache_refill(&t->cache, spc)) return NULL;
     }
-    return take_slot(t, s, spc, (uint32_t)idx, s->needzero);
 }
 
 static void *large_alloc(cgc_thread *t, size_t size, unsigned kind, const cgc_type *type) {

@@ -16,8 +16,9 @@
  * background workers built up, then scans, each assist bounded to 100 µs
  * (cgc's departure from Go, whose assists stall for milliseconds): if the
  * assists cannot keep up the heap overshoots the goal instead; the
- * overshoot is bounded in practice by the background workers' speed and is
- * visible in gctrace as heap at mark end > goal.
+ * overshoot is visible in gctrace as heap at mark end > goal.  It is
+ * bounded: past goal + (goal - marked) + 4 MiB an allocating thread waits
+ * for the mark to end (cgc__wait_for_mark_end), as a blocked thread.
  *
  * GC CPU limiter: if the collector used more than 50 % of the process's
  * CPU over the last cycle, assists are skipped and the next cycle may start
@@ -85,7 +86,14 @@ void cgc__pacer_cycle_end(uint64_t marked, uint64_t scan_work, uint64_t mark_ns)
         cgc__pacer.cons_mark = cgc__pacer.cons_mark > 0 ? 0.5 * cgc__pacer.cons_mark + 0.5 * cm : cm;
     }
     atomic_store_explicit(&cgc__pacer.heap_live, marked, RELAXED);
+    atomic_store_explicit(&cgc__pacer.last_marked, marked, RELAXED);
     set_trigger(marked, cgc__pacer_goal(marked));
+}
+
+void cgc__pacer_retarget(void) {
+    uint64_t marked = atomic_load_explicit(&cgc__pacer.last_marked, RELAXED);
+    set_trigger(marked, cgc__pacer_goal(marked));
+    cgc__gc_maybe_trigger();
 }
 
 void cgc__pacer_revise(void) {
@@ -106,8 +114,22 @@ bool cgc__pacer_limiter(void) { return atomic_load_explicit(&limiter_on, RELAXED
 
 extern _Atomic int cgc__heap_scan_enabled;
 
+/* The overshoot bound: while a mark runs, the heap may grow past the goal
+ * by at most the goal's own headroom again (goal - marked) plus 4 MiB;
+ * beyond that an allocating thread waits for the mark to end instead of
+ * assisting without end. */
+static bool past_bound(void) {
+    uint64_t goal = atomic_load_explicit(&cgc__pacer.heap_goal, RELAXED);
+    uint64_t marked = atomic_load_explicit(&cgc__pacer.last_marked, RELAXED);
+    uint64_t headroom = goal > marked ? goal - marked : goal;
+    return atomic_load_explicit(&cgc__pacer.heap_live, RELAXED) > goal + headroom + (4u << 20);
+}
+
 void cgc__assist(cgc_thread *t, uint64_t bytes) {
-    (void)t;
+    if (past_bound() && atomic_load_explicit(&cgc__gc_marking, RELAXED)) {
+        cgc__wait_for_mark_end(t);
+        return;
+    }
     if (!atomic_load_explicit(&cgc__heap_scan_enabled, ACQUIRE) || atomic_load_explicit(&limiter_on, RELAXED)) return;
     cgc__pacer_revise();
     double ratio = atomic_load_explicit(&cgc__pacer.assist_work_per_byte, RELAXED);

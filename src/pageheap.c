@@ -157,6 +157,11 @@ cgc_span *cgc__heap_alloc_span(uintptr_t npages, unsigned spanclass) {
             if (a) first = find_in_arena(a, npages);
         }
         if (a && first >= 0) {
+#ifdef CGC_DEBUG_CHECKS
+            for (size_t i = (size_t)first; i < (size_t)first + npages; i++)
+                if (!bit_get(a->free_bits, i) || atomic_load(&a->spans[i]))
+                    cgc__fatal("page heap: page %zu of arena %p handed out twice", i, (void *)a->base);
+#endif
             dirty = range_dirty(a, (size_t)first, npages);
             set_pages(a, (size_t)first, npages, false);
             base = a->base + ((uintptr_t)first << CGC_PAGE_SHIFT);

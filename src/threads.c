@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -69,43 +70,67 @@ void cgc__threads_unlock(void) { pthread_mutex_unlock(&registry_lock); }
 /* Per-thread handshake word, kept beside the struct's other atomics. */
 #define HS(t) (&(t)->hs)
 
-/* Saves the callee-saved registers into this frame and records the stack
- * pointer below it: everything the thread's callers hold is then in
- * [saved_sp, stack_hi). */
-static NOINLINE void save_context(cgc_thread *t, ucontext_t *uc) {
-    if (uc) {
-        for (int i = 0; i < NGREG && i < 32; i++) t->saved_regs[i] = (uintptr_t)uc->uc_mcontext.gregs[i];
-        /* the interrupted code may keep data in the 128-byte red zone */
-        t->saved_sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - 128;
-        uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-        /* on the thread's own stack the handler frame is below the red zone;
-         * on an alternate signal stack, scan from the interrupted sp only */
-        if (here < t->saved_sp && here >= t->stack_lo) t->saved_sp = here;
-    } else {
-        /* Called, not interrupted: only the callee-saved registers can hold
-         * the callers' values, and the code that runs after we return may
-         * move them below saved_sp; keep copies. */
-        memset(t->saved_regs, 0, sizeof t->saved_regs);
-        __asm__ volatile("movq %%rbx, 0(%0)\n\t"
-                         "movq %%rbp, 8(%0)\n\t"
-                         "movq %%r12, 16(%0)\n\t"
-                         "movq %%r13, 24(%0)\n\t"
-                         "movq %%r14, 32(%0)\n\t"
-                         "movq %%r15, 40(%0)\n\t"
-                         :
-                         : "r"(t->saved_regs)
-                         : "memory");
-        t->saved_sp = (uintptr_t)__builtin_frame_address(0);
-    }
+/* x86-64 only (the one place that knows the register file): a leaf in
+ * assembly that stores the callee-saved registers as its caller has them. */
+__asm__(".text\n"
+        ".globl cgc__save_callee_saved\n"
+        ".hidden cgc__save_callee_saved\n"
+        ".type cgc__save_callee_saved,@function\n"
+        "cgc__save_callee_saved:\n"
+        "  movq %rbx, 0(%rdi)\n"
+        "  movq %rbp, 8(%rdi)\n"
+        "  movq %r12, 16(%rdi)\n"
+        "  movq %r13, 24(%rdi)\n"
+        "  movq %r14, 32(%rdi)\n"
+        "  movq %r15, 40(%rdi)\n"
+        "  ret\n"
+        ".size cgc__save_callee_saved, .-cgc__save_callee_saved\n");
+void cgc__save_callee_saved(uintptr_t *regs);
+#define CALLEE_SAVED 6
+
+/* The stack pointer of a frame below every frame of the caller. */
+static NOINLINE uintptr_t deeper_sp(void) {
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
+    return sp;
 }
 
-static void park(cgc_thread *t, ucontext_t *uc) {
-    save_context(t, uc);
+/* Interrupted by the signal: every register as the kernel saved it (in
+ * the signal frame on this stack, and copied here). */
+static NOINLINE void save_signal_context(cgc_thread *t, ucontext_t *uc) {
+    for (int i = 0; i < NGREG && i < 32; i++) t->saved_regs[i] = (uintptr_t)uc->uc_mcontext.gregs[i];
+    /* the interrupted code may keep data in the 128-byte red zone */
+    t->saved_sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - 128;
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    /* on the thread's own stack the handler frame is below the red zone;
+     * on an alternate signal stack, scan from the interrupted sp only */
+    if (here < t->saved_sp && here >= t->stack_lo) t->saved_sp = here;
+}
+
+static void park_wait(cgc_thread *t) {
     /* release: the saved context is visible to the collector that sees
      * HS_PARKED (acquire in wait_parked) */
     atomic_store_explicit(HS(t), HS_PARKED, RELEASE);
     futex_wake(HS(t));
     while (atomic_load_explicit(HS(t), ACQUIRE) == HS_PARKED) futex_wait(HS(t), HS_PARKED);
+}
+
+/* Called (a deferred handshake): only the callee-saved registers can hold
+ * the callers' values.  __builtin_unwind_init makes this function spill
+ * them all into its own frame, which stays on the stack while we wait, and
+ * the scan starts below it.  (Spilling in a helper that returns would not
+ * do: its frame is gone while we sleep, and the values then live only in
+ * registers the kernel keeps.) */
+static NOINLINE void park_called(cgc_thread *t) {
+    __builtin_unwind_init();
+    memset(t->saved_regs, 0, sizeof t->saved_regs);
+    t->saved_sp = deeper_sp();
+    park_wait(t);
+}
+
+static void park_signal(cgc_thread *t, ucontext_t *uc) {
+    save_signal_context(t, uc);
+    park_wait(t);
 }
 
 static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
@@ -115,14 +140,14 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
     cgc_thread *t = cgc__self;
     if (t && atomic_load_explicit(HS(t), ACQUIRE) == HS_REQUEST) {
         if (t->in_cgc) t->stop_pending = 1; /* answered in cgc__leave */
-        else park(t, uctx);
+        else park_signal(t, uctx);
     }
     errno = saved_errno;
 }
 
 void cgc__handshake_deferred(cgc_thread *t) {
     t->stop_pending = 0;
-    if (atomic_load_explicit(HS(t), ACQUIRE) == HS_REQUEST) park(t, NULL);
+    if (atomic_load_explicit(HS(t), ACQUIRE) == HS_REQUEST) park_called(t);
 }
 
 /* Asks t to park; returns false if t is blocking (then it is now held). */
@@ -171,7 +196,7 @@ void cgc__stop_world(void) {
         if (t != me && t->signalled) wait_parked(t);
     /* the caller (a registered thread in cgc_collect, or an internal
      * thread) is not stopped: it records its own context */
-    if (me) save_context(me, NULL);
+    (void)me;
 }
 
 void cgc__start_world(void) {
@@ -183,10 +208,7 @@ void cgc__start_world(void) {
 
 /* Holding one thread: registry lock held by the caller. */
 bool cgc__thread_hold(cgc_thread *t) {
-    if (t == cgc__self) {
-        save_context(t, NULL);
-        return true;
-    }
+    if (t == cgc__self) return true; /* the collector is never a registered thread */
     t->signalled = request(t);
     if (t->signalled) wait_parked(t);
     return true;
@@ -224,8 +246,15 @@ static void compute_tls_range(cgc_thread *t) {
     /* x86-64 (TLS variant II): the static TLS block lies just below the
      * thread pointer, inside the stack mapping for threads glibc made and
      * elsewhere for the main thread.  Never read below what is mapped. */
+    if (tp > t->stack_lo && tp <= t->stack_hi) {
+        /* inside the stack block, above every frame: the stack scan
+         * [sp, stack_hi) covers it (and a separate scan of tp - size could
+         * reach below sp into dead frames) */
+        t->tls_lo = t->tls_hi = 0;
+        return;
+    }
     uintptr_t lo = tp - tls_static_size;
-    uintptr_t floor = (tp > t->stack_lo && tp <= t->stack_hi) ? t->stack_lo : mapped_run_start(tp);
+    uintptr_t floor = mapped_run_start(tp);
     t->tls_lo = lo > floor ? lo : floor;
     t->tls_hi = tp;
 }
@@ -323,18 +352,67 @@ void cgc_thread_detach(void) {
 
 /* ------------------------------------------------------- blocking -- */
 
-static NOINLINE void blocking_save(cgc_thread *t) { save_context(t, NULL); }
+/* Inside cgc, with the heap past its overshoot bound while a mark runs:
+ * wait for the mark to end as a thread in a blocking region (never
+ * signalled; its stack read as saved here, with this frame holding the
+ * callers' callee-saved registers). */
+NOINLINE void cgc__wait_for_mark_end(cgc_thread *t) {
+    __builtin_unwind_init();
+    memset(t->saved_regs, 0, sizeof t->saved_regs);
+    t->saved_sp = deeper_sp();
+    uint32_t cycle = atomic_load_explicit(&cgc__gc_cycle, ACQUIRE);
+    atomic_store_explicit(&t->state, TS_BLOCKING, RELEASE);
+    sig_atomic_t prev = t->in_cgc;
+    t->in_cgc = 0;
+    atomic_signal_fence(SEQ_CST);
+    if (t->stop_pending) cgc__handshake_deferred(t); /* a request that came while inside */
+    while (atomic_load_explicit(&cgc__gc_marking, ACQUIRE) &&
+           atomic_load_explicit(&cgc__gc_cycle, ACQUIRE) == cycle) {
+        struct timespec ts = {0, 50 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (;;) {
+        int st = TS_BLOCKING;
+        if (atomic_compare_exchange_weak_explicit(&t->state, &st, TS_RUNNING, ACQ_REL, ACQUIRE)) break;
+        if (st == TS_BLOCKING_HELD) futex_wait(&t->state, TS_BLOCKING_HELD);
+    }
+    t->in_cgc = prev;
+    atomic_signal_fence(SEQ_CST);
+}
 
-void cgc_blocking_begin(void) {
+/* cgc_blocking_begin: the caller's callee-saved registers must be copied
+ * before any compiled code can change them, since the caller's values move
+ * below the saved stack pointer while the region runs: an assembly entry
+ * stores them on its own frame and passes them on. */
+__asm__(".text\n"
+        ".globl cgc_blocking_begin\n"
+        ".type cgc_blocking_begin,@function\n"
+        "cgc_blocking_begin:\n"
+        "  subq $56, %rsp\n"
+        "  movq %rbx, 0(%rsp)\n"
+        "  movq %rbp, 8(%rsp)\n"
+        "  movq %r12, 16(%rsp)\n"
+        "  movq %r13, 24(%rsp)\n"
+        "  movq %r14, 32(%rsp)\n"
+        "  movq %r15, 40(%rsp)\n"
+        "  movq %rsp, %rdi\n"
+        "  call cgc__blocking_begin_regs\n"
+        "  addq $56, %rsp\n"
+        "  ret\n"
+        ".size cgc_blocking_begin, .-cgc_blocking_begin\n");
+
+CGC_INTERNAL void cgc__blocking_begin_regs(const uintptr_t *regs);
+void cgc__blocking_begin_regs(const uintptr_t *regs) {
     cgc_thread *t = cgc__self;
     if (!t) t = cgc__thread_register_self();
     if (t->blocking_depth++ > 0) return;
-    sig_atomic_t prev = cgc__enter(t);
-    blocking_save(t);
-    /* release: the saved context before the state that lets the collector
-     * read it */
+    /* Not inside cgc: a stop arriving now parks us with exact registers;
+     * once the state says BLOCKING the collector reads this context. */
+    memset(t->saved_regs, 0, sizeof t->saved_regs);
+    memcpy(t->saved_regs, regs, CALLEE_SAVED * sizeof *regs);
+    t->saved_sp = (uintptr_t)regs; /* the caller's frames are above */
+    /* release: the context before the state that lets the collector read it */
     atomic_store_explicit(&t->state, TS_BLOCKING, RELEASE);
-    cgc__leave(t, prev);
 }
 
 void cgc_blocking_end(void) {

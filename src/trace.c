@@ -77,6 +77,6 @@ void cgc_read_stats_sized(cgc_stats *out, size_t size) {
     s.last_gc_unix_ns = atomic_load(&cgc__stats.last_gc_unix_ns);
     s.num_threads = atomic_load(&cgc__nthreads);
     s.gc_procs = (uint32_t)cgc__opt.maxprocs;
-    s.heap_live_marked = s.num_gc ? atomic_load(&cgc__pacer.heap_marked) : 0;
+    s.heap_live_marked = atomic_load(&cgc__pacer.last_marked);
     memcpy(out, &s, s.size);
 }

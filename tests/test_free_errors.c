@@ -123,15 +123,15 @@ int main(void)
     /* interior pointers */
     char *small = cgc_malloc(64);
     victim = small + 16;
-    expect_death(free_victim, victim, "free", "free(interior of small object)");
+    expect_death(free_victim, victim, "interior", "free(interior of small object)");
     char *small2 = cgc_malloc(1000);
     victim = small2 + 999;
-    expect_death(free_victim, victim, "free", "free(last byte of small object)");
+    expect_death(free_victim, victim, "interior", "free(last byte of small object)");
     char *large = cgc_malloc(200000);
     victim = large + 8192;
-    expect_death(free_victim, victim, "free", "free(interior of large object)");
+    expect_death(free_victim, victim, "interior", "free(interior of large object)");
     victim = large + 1;
-    expect_death(free_victim, victim, "free", "free(large object + 1)");
+    expect_death(free_victim, victim, "interior", "free(large object + 1)");
 
     /* double frees */
     victim = cgc_malloc(48);
