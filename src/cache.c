@@ -41,6 +41,17 @@ static bool take_remote_frees(cgc_mcache *c, cgc_span *s) {
     return any;
 }
 
+/* One class's allocation count into the global statistics (the others
+ * are merged when they refill, at flush, and read live by cgc_read_stats). */
+static void merge_class(cgc_mcache *c, unsigned spanclass) {
+    uint64_t n = c->nmalloc[spanclass];
+    if (!n) return;
+    c->nmalloc[spanclass] = 0;
+    unsigned sc = spanclass == TINY_SPAN_CLASS ? 0 : spanclass / SPAN_KINDS;
+    atomic_fetch_add_explicit(&cgc__stats.mallocs, n, RELAXED);
+    atomic_fetch_add_explicit(&cgc__stats.total_alloc, n * (sc ? cgc_class_size[sc] : TINY_BLOCK), RELAXED);
+}
+
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
     cgc_span *s = c->alloc[spanclass];
     if (s != &cgc__empty_span) {
@@ -60,7 +71,7 @@ bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
     uint64_t bytes = (uint64_t)(s->nelems - s->alloc_count) * s->elemsize;
     atomic_fetch_add_explicit(&cgc__pacer.heap_live, bytes, RELAXED);
     c->alloc[spanclass] = s;
-    cgc__cache_merge_stats(c);
+    merge_class(c, spanclass);
     cgc__gc_maybe_trigger();
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED) && cgc__self)
         cgc__assist(cgc__self, bytes);

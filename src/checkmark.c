@@ -6,15 +6,21 @@
  * This is the proof obligation of the concurrent mark: at mark termination
  * every reachable object is marked.
  *
- * One exemption, forced by conservative stack scanning: a thread's stack
- * below the point where the concurrent mark scanned it may hold stale words
- * written before that scan (dead locals, padding) that new frames have not
- * overwritten.  They point at objects that were garbage when the stack was
- * scanned and that the program can never read through a live variable.
- * The verifier therefore marks everything reachable from the strict roots
- * first (stacks above their scan points, registers, TLS, globals, roots)
- * and verifies that; what only the words below the scan points reach is
- * then marked without verification.
+ * What is verified, and why not more: conservative stacks.  A thread's
+ * stack and registers may hold stale words (dead locals, padding, dead
+ * caller-saved registers) written before the concurrent scan of that stack
+ * and moved since by code that copies uninitialised memory; they point at
+ * objects that were garbage when the stack was scanned and that the program
+ * can never use.  So the verifier checks the two things the concurrent mark
+ * promises and that stale words cannot fake:
+ *   - every object reachable from the data segments, the cgc_add_roots
+ *     ranges and the arguments of starting threads is marked (those roots
+ *     are written through the barrier);
+ *   - no marked object points to an unmarked object (the tri-colour
+ *     invariant at termination: no black object refers to a white one).
+ * Objects reached only through stack words or registers are marked in the
+ * check bitmap and their marked descendants verified, but an unmarked one
+ * found there is not reported.
  */
 #include "internal.h"
 
@@ -54,11 +60,13 @@ void cgc__checkmark_verify(void) {
     cgc_gcwork w = {0};
     w.checkmark = true;
     w.src_kind = "arguments of starting threads";
+    w.lenient = false;
     cgc__scan_pending_starts(&w);
     cgc__checkmark_drain(&w);
     for (size_t i = 0; i < cgc__cycle_nsegments; i++) {
         w.src = cgc__cycle_segments[i].lo;
         w.src_kind = "data segment starting";
+        w.lenient = false;
         cgc__scan_range(&w, cgc__cycle_segments[i].lo, cgc__cycle_segments[i].hi);
         cgc__checkmark_drain(&w);
     }
@@ -67,6 +75,7 @@ void cgc__checkmark_verify(void) {
     for (size_t i = 0; i < n; i++) {
         w.src = user[i].lo;
         w.src_kind = "cgc_add_roots range starting";
+        w.lenient = false;
         cgc__scan_range(&w, user[i].lo, user[i].hi);
         cgc__checkmark_drain(&w);
     }
@@ -76,18 +85,10 @@ void cgc__checkmark_verify(void) {
         w.src_kind = atomic_load(&t->state) == TS_BLOCKING_HELD ? "stack of the blocking thread (tid)"
                      : t->is_main                             ? "stack of the main thread (tid)"
                                                               : "stack of thread (tid)";
-        uintptr_t now = cgc__thread_stack_start(t);
-        uintptr_t strict_lo = now > t->scan_sp ? now : t->scan_sp;
-        cgc__scan_range(&w, strict_lo, t->stack_hi);
+        w.lenient = true;
+        cgc__scan_range(&w, cgc__thread_stack_start(t), t->stack_hi);
         cgc__scan_range(&w, (uintptr_t)t->saved_regs, (uintptr_t)(t->saved_regs + 32));
         if (t->tls_hi > t->tls_lo) cgc__scan_range(&w, t->tls_lo, t->tls_hi);
-        cgc__checkmark_drain(&w);
-    }
-    /* stale words below each stack's scan point: marked, not verified */
-    w.lenient = true;
-    for (cgc_thread *t = cgc__threads; t; t = t->next) {
-        uintptr_t now = cgc__thread_stack_start(t);
-        if (now < t->scan_sp) cgc__scan_range(&w, now, t->scan_sp);
         cgc__checkmark_drain(&w);
     }
     w.bytes_marked = w.scan_work = 0;

@@ -90,8 +90,12 @@ CGC_NO_SANITIZE static void scan_typed(cgc_gcwork *w, uintptr_t user, size_t siz
 CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
     cgc_span *s = cgc__span_of(obj);
     if (unlikely(w->checkmark)) {
+        /* the verifier's rule (checkmark.c): a marked object must not point
+         * to an unmarked one; what an unmarked object points to is not
+         * checked */
         w->src = obj;
-        w->src_kind = "object";
+        w->src_kind = "marked object";
+        w->lenient = !cgc__bit(s->mark_bits, cgc__obj_index(s, obj));
     }
     if (s->sizeclass) {
         if (s->kind == KIND_TYPED) {
