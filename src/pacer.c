@@ -20,9 +20,10 @@
  * bounded: past goal + (goal - marked) + 4 MiB an allocating thread waits
  * for the mark to end (cgc__wait_for_mark_end), as a blocked thread.
  *
- * GC CPU limiter: if the collector used more than 50 % of the process's
- * CPU over the last cycle, assists are skipped and the next cycle may start
- * late, so that a memory limit cannot push the program into a death spiral.
+ * GC CPU limiter: if the collector used more than 50 % of the machine's
+ * CPU time over the last cycle, the next cycle skips assists (the heap may
+ * then grow up to the overshoot bound), so that a memory limit cannot push
+ * the program into a death spiral of back-to-back assisted cycles.
  */
 #include "internal.h"
 

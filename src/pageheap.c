@@ -215,8 +215,8 @@ void cgc__heap_free_span(cgc_span *s) {
     cgc__unlock(&cgc__heap_lock);
 }
 
-/* Releases free dirty pages, highest addresses first, until no more than
- * retain bytes of the heap stay resident.  Returns bytes released. */
+/* Releases free dirty pages, in address order, until no more than retain
+ * bytes of the heap stay resident.  Returns bytes released. */
 size_t cgc__heap_scavenge(size_t retain) {
     size_t released = 0;
     cgc__lock(&cgc__heap_lock);
