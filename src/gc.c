@@ -274,7 +274,7 @@ static void run_cycle(bool forced) {
     atomic_store(&cgc_write_barrier_enabled, 0);
     atomic_store(&cgc__gc_marking, 0);
     atomic_store(&cgc__heap_scan_enabled, 0);
-    uint64_t marked = atomic_load(&cgc__pacer.heap_marked);
+    uint64_t marked = atomic_load(&cgc__pacer.heap_marked); /* traced */
     uint64_t scan_work = atomic_load(&cgc__pacer.scan_work_done);
     tr.heap_end = atomic_load(&cgc__pacer.heap_live);
     flush_all_caches();

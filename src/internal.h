@@ -509,7 +509,8 @@ extern atomic_u64 cgc__sweep_pages_left CGC_INTERNAL;
 
 typedef struct cgc_pacer {
     atomic_u64 heap_live;     /* bytes in allocated objects + cached spans */
-    atomic_u64 heap_marked;   /* live after the last mark */
+    atomic_u64 heap_marked;   /* this mark: bytes of objects reached by tracing */
+    atomic_u64 black_bytes;   /* this mark: bytes allocated black */
     atomic_u64 heap_goal;
     atomic_u64 trigger;
     atomic_u64 scan_work_expected;

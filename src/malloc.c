@@ -34,7 +34,7 @@ static ALWAYS_INLINE void set_bit(_Atomic uint64_t *bits, uint32_t idx) {
 /* Allocation while marking: the new object is black. */
 static NOINLINE void mark_new_object(cgc_span *s, uint32_t idx) {
     atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
-    atomic_fetch_add_explicit(&cgc__pacer.heap_marked, s->elemsize, RELAXED);
+    atomic_fetch_add_explicit(&cgc__pacer.black_bytes, s->elemsize, RELAXED);
 }
 
 static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc);

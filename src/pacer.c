@@ -2,7 +2,9 @@
  * pacer.c — when to start a cycle, and how much marking allocating threads
  * must do (Go 1.18's pacer, simplified).
  *
- * Goal: heap_goal = marked + (marked + stacks + globals) * CGC_PERCENT/100,
+ * Goal: heap_goal = marked + (marked + stacks + globals) * CGC_PERCENT/100
+ * (marked: bytes the mark reached by tracing; objects allocated during it
+ * are counted live but do not raise the goal until a mark traces them),
  * at least 4 MiB, lowered to fit CGC_MEMLIMIT.  The mark should end as the
  * heap reaches the goal.  Trigger: goal minus the runway, the bytes the
  * program is expected to allocate while the mark runs, measured as the
@@ -70,6 +72,7 @@ void cgc__pacer_cycle_start(void) {
     cgc__pacer.mark_start_live = atomic_load_explicit(&cgc__pacer.heap_live, RELAXED);
     cgc__pacer.mark_start_ns = cgc__nanotime();
     atomic_store_explicit(&cgc__pacer.heap_marked, 0, RELAXED);
+    atomic_store_explicit(&cgc__pacer.black_bytes, 0, RELAXED);
     atomic_store_explicit(&cgc__pacer.scan_work_done, 0, RELAXED);
     atomic_store_explicit(&cgc__pacer.bg_credit, 0, RELAXED);
     cgc__pacer.globals_bytes = cgc__globals_bytes;
@@ -86,7 +89,13 @@ void cgc__pacer_cycle_end(uint64_t marked, uint64_t scan_work, uint64_t mark_ns)
         /* smoothed like Go's cons/mark estimate (a short history) */
         cgc__pacer.cons_mark = cgc__pacer.cons_mark > 0 ? 0.5 * cgc__pacer.cons_mark + 0.5 * cm : cm;
     }
-    atomic_store_explicit(&cgc__pacer.heap_live, marked, RELAXED);
+    /* What is allocated now: traced + allocated black.  The next goal grows
+     * from the traced bytes only: counting everything allocated during a
+     * mark slowed down by a busy machine would compound into a goal that
+     * doubles each cycle (objects allocated during the mark that live on
+     * are traced next time). */
+    uint64_t black = atomic_load_explicit(&cgc__pacer.black_bytes, RELAXED);
+    atomic_store_explicit(&cgc__pacer.heap_live, marked + black, RELAXED);
     atomic_store_explicit(&cgc__pacer.last_marked, marked, RELAXED);
     set_trigger(marked, cgc__pacer_goal(marked));
 }
