@@ -81,24 +81,27 @@ CGC_NO_SANITIZE static void bulk_barrier(void *dst, const void *src, size_t n) {
     cgc_thread *t = barrier_thread();
     sig_atomic_t prev = cgc__enter(t);
     if (atomic_load_explicit(&cgc_write_barrier_enabled, RELAXED)) {
-        bool grey = stack_grey(t);
+        /* Bulk copies record every word they write, whatever the colour of
+         * the stack (as Go's bulkBarrierPreWrite does): the source is often
+         * an object about to be dropped or freed (cgc_realloc does both),
+         * so its pointers must not ride into a black object unseen. */
         uintptr_t d = ((uintptr_t)dst + 7) & ~(uintptr_t)7;
         uintptr_t end = (uintptr_t)dst + n;
         for (; d + 8 <= end; d += 8) {
             uintptr_t old = __atomic_load_n((uintptr_t *)d, __ATOMIC_RELAXED);
             uintptr_t nw = 0;
-            if (src && grey) {
-                /* src words are unaligned when dst and src differ mod 8 */
-                memcpy(&nw, (const char *)src + (d - (uintptr_t)dst), sizeof nw);
-            }
+            /* src words are unaligned when dst and src differ mod 8 */
+            if (src) memcpy(&nw, (const char *)src + (d - (uintptr_t)dst), sizeof nw);
             if (old || nw) record(t, old, nw);
-        }
-        if (src && grey && ((uintptr_t)src & 7)) {
-            /* pointers aligned in src but not in dst are not pointers in
-             * dst either; nothing more to shade */
         }
     }
     cgc__leave(t, prev);
+}
+
+/* An object explicitly freed while marking: its pointers are deleted
+ * without a store, so record them as overwritten values (deletion barrier). */
+void cgc__barrier_release(void *obj, size_t n) {
+    if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)) bulk_barrier(obj, NULL, n);
 }
 
 void *cgc_memmove(void *dst, const void *src, size_t n) {

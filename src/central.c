@@ -138,6 +138,9 @@ cgc_span *cgc__central_cache_span(unsigned spanclass) {
     /* On-demand sweeping: unswept spans of this class before the heap
      * grows, a bounded number of them so an allocation never stalls long. */
     for (int tries = 0; !s && tries < 100; tries++) {
+        /* a stop is waiting for this thread: take a fresh span instead of
+         * sweeping on (the sweep completes in the background) */
+        if (cgc__self && cgc__self->stop_pending) break;
         cgc_span *u = list_pop(&c->partial[un]);
         if (!u) u = list_pop(&c->full[un]);
         if (!u) break;

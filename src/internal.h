@@ -397,6 +397,7 @@ typedef struct cgc_wbuf {
     uintptr_t ptr[WBUF_N * 2];
 } cgc_wbuf;
 void cgc__wbuf_flush(cgc_wbuf *b, cgc_gcwork *w); /* shade all, empty b */
+void cgc__barrier_release(void *obj, size_t n);      /* cgc_free while marking */
 
 /* ---------------------------------------------------------- threads.c -- */
 

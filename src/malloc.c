@@ -351,6 +351,9 @@ void cgc_free(void *p) {
     uintptr_t user = obj + ((s->kind == KIND_TYPED && s->sizeclass) ? TYPED_HEADER : 0);
     if ((uintptr_t)p != user) bad_free(p, "interior pointer (not the start of an object)");
     if (!cgc__bit(s->alloc_bits, idx)) bad_free(p, "object already freed (or never allocated)");
+    /* while marking, the object's pointers count as overwritten: what they
+     * reach may have been copied into a black object (cgc_realloc does) */
+    if (s->kind != KIND_NOSCAN) cgc__barrier_release((void *)obj, s->elemsize);
 
     sig_atomic_t prev = cgc__enter(t);
     if (!s->sizeclass) {

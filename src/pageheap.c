@@ -222,9 +222,9 @@ size_t cgc__heap_scavenge(size_t retain) {
     cgc__lock(&cgc__heap_lock);
     for (cgc_arena *a = cgc__arenas; a; a = a->next) {
         for (size_t w = 0; w < PAGES_PER_ARENA / 64; w++) {
-            if ((pages_dirty - pages_released) * CGC_PAGE_SIZE <= retain) goto done;
-            uint64_t cand = a->free_bits[w] & a->dirty_bits[w] & ~a->released_bits[w];
-            while (cand) {
+            uint64_t cand;
+            while ((cand = a->free_bits[w] & a->dirty_bits[w] & ~a->released_bits[w]) != 0) {
+                if ((pages_dirty - pages_released) * CGC_PAGE_SIZE <= retain) goto done;
                 unsigned lo = (unsigned)__builtin_ctzll(cand);
                 uint64_t run = ~(cand >> lo);
                 unsigned len = run ? (unsigned)__builtin_ctzll(run) : 64;
@@ -237,7 +237,11 @@ size_t cgc__heap_scavenge(size_t retain) {
                 pages_released += len;
                 pages_dirty -= len;
                 released += (size_t)len << CGC_PAGE_SHIFT;
-                cand &= ~mask;
+                /* one madvise per hold of the lock: an allocating thread
+                 * (which a stop-the-world may be waiting for) never waits
+                 * behind the whole scavenge */
+                cgc__unlock(&cgc__heap_lock);
+                cgc__lock(&cgc__heap_lock);
             }
         }
     }
