@@ -70,22 +70,9 @@ void cgc__threads_unlock(void) { pthread_mutex_unlock(&registry_lock); }
 /* Per-thread handshake word, kept beside the struct's other atomics. */
 #define HS(t) (&(t)->hs)
 
-/* x86-64 only (the one place that knows the register file): a leaf in
- * assembly that stores the callee-saved registers as its caller has them. */
-__asm__(".text\n"
-        ".globl cgc__save_callee_saved\n"
-        ".hidden cgc__save_callee_saved\n"
-        ".type cgc__save_callee_saved,@function\n"
-        "cgc__save_callee_saved:\n"
-        "  movq %rbx, 0(%rdi)\n"
-        "  movq %rbp, 8(%rdi)\n"
-        "  movq %r12, 16(%rdi)\n"
-        "  movq %r13, 24(%rdi)\n"
-        "  movq %r14, 32(%rdi)\n"
-        "  movq %r15, 40(%rdi)\n"
-        "  ret\n"
-        ".size cgc__save_callee_saved, .-cgc__save_callee_saved\n");
-void cgc__save_callee_saved(uintptr_t *regs);
+/* x86-64's callee-saved registers: rbx, rbp, r12-r15 (the blocking entry
+ * below stores them; this file is the one place that knows the register
+ * file). */
 #define CALLEE_SAVED 6
 
 /* The stack pointer of a frame below every frame of the caller. */
