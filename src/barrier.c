@@ -32,10 +32,15 @@ static NOINLINE void wbuf_flush_full(cgc_thread *t) {
     cgc__gcwork_dispose(&w);
 }
 
+/* Records the values to shade; NULLs (a store into a fresh field, a
+ * stack already scanned) take no room. */
 static ALWAYS_INLINE void record(cgc_thread *t, uintptr_t old, uintptr_t new_) {
+    if (!(old | new_)) return;
     if (unlikely(t->wbuf.n + 2 > WBUF_N * 2)) wbuf_flush_full(t);
-    t->wbuf.ptr[t->wbuf.n++] = old;
-    t->wbuf.ptr[t->wbuf.n++] = new_;
+    t->wbuf.ptr[t->wbuf.n] = old;
+    t->wbuf.n += old != 0;
+    t->wbuf.ptr[t->wbuf.n] = new_;
+    t->wbuf.n += new_ != 0;
 }
 
 static ALWAYS_INLINE bool stack_grey(cgc_thread *t) {
@@ -92,7 +97,7 @@ CGC_NO_SANITIZE static void bulk_barrier(void *dst, const void *src, size_t n) {
             uintptr_t nw = 0;
             /* src words are unaligned when dst and src differ mod 8 */
             if (src) memcpy(&nw, (const char *)src + (d - (uintptr_t)dst), sizeof nw);
-            if (old || nw) record(t, old, nw);
+            record(t, old, nw);
         }
     }
     cgc__leave(t, prev);

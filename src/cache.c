@@ -41,6 +41,39 @@ static bool take_remote_frees(cgc_mcache *c, cgc_span *s) {
     return any;
 }
 
+/* Allocate-black by pre-marking (invariant beside cgc_span): a span
+ * entering a cache while a mark runs, or sitting in one when a mark
+ * starts, gets the mark bit of each free slot set, one atomic OR per 64
+ * slots instead of one per object allocated.  The OR is atomic: markers set
+ * bits of allocated slots in the same words. */
+static void preblacken(cgc_span *s) {
+    uint32_t nwords = (s->nelems + 63) / 64;
+    for (uint32_t w = 0; w < nwords; w++) {
+        uint64_t valid = (w + 1) * 64 <= s->nelems ? ~0ull : (1ull << (s->nelems % 64)) - 1;
+        uint64_t free_slots = ~atomic_load_explicit(&s->alloc_bits[w], RELAXED) & valid;
+        if (free_slots) atomic_fetch_or_explicit(&s->mark_bits[w], free_slots, RELAXED);
+    }
+    s->preblack = 1;
+}
+
+/* The span leaves the cache: free slots lose the mark bits preblacken gave
+ * them (slots allocated since keep theirs: they are black). */
+static void unpreblacken(cgc_span *s) {
+    if (!s->preblack) return;
+    uint32_t nwords = (s->nelems + 63) / 64;
+    for (uint32_t w = 0; w < nwords; w++) {
+        uint64_t alloc = atomic_load_explicit(&s->alloc_bits[w], RELAXED);
+        if (~alloc & atomic_load_explicit(&s->mark_bits[w], RELAXED))
+            atomic_fetch_and_explicit(&s->mark_bits[w], alloc, RELAXED);
+    }
+    s->preblack = 0;
+}
+
+void cgc__cache_preblacken(cgc_mcache *c) {
+    for (size_t i = 0; i < NUM_CENTRALS; i++)
+        if (c->alloc[i] != &cgc__empty_span) preblacken(c->alloc[i]);
+}
+
 /* One class's allocation count into the global statistics (the others
  * are merged when they refill, at flush, and read live by cgc_read_stats). */
 static void merge_class(cgc_mcache *c, unsigned spanclass) {
@@ -52,11 +85,18 @@ static void merge_class(cgc_mcache *c, unsigned spanclass) {
     atomic_fetch_add_explicit(&cgc__stats.total_alloc, n * (sc ? cgc_class_size[sc] : TINY_BLOCK), RELAXED);
 }
 
+static void merge_black(cgc_mcache *c) {
+    if (!c->black_bytes) return;
+    atomic_fetch_add_explicit(&cgc__pacer.black_bytes, c->black_bytes, RELAXED);
+    c->black_bytes = 0;
+}
+
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
     cgc_span *s = c->alloc[spanclass];
     if (s != &cgc__empty_span) {
         if (take_remote_frees(c, s)) return true;
         uint64_t unused = (uint64_t)(s->nelems - cgc__span_count_alloc(s)) * s->elemsize;
+        unpreblacken(s);
         cgc__central_uncache_span(s);
         atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
         c->alloc[spanclass] = &cgc__empty_span;
@@ -68,10 +108,13 @@ bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
 
     s = cgc__central_cache_span(spanclass);
     if (!s) return false;
+    /* no mark can start or end while this thread is inside cgc */
+    if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) preblacken(s);
     uint64_t bytes = (uint64_t)(s->nelems - s->alloc_count) * s->elemsize;
     atomic_fetch_add_explicit(&cgc__pacer.heap_live, bytes, RELAXED);
     c->alloc[spanclass] = s;
     merge_class(c, spanclass);
+    merge_black(c);
     cgc__gc_maybe_trigger();
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED) && cgc__self)
         cgc__assist(cgc__self, bytes);
@@ -83,6 +126,7 @@ void cgc__cache_flush(cgc_mcache *c) {
         cgc_span *s = c->alloc[i];
         if (s == &cgc__empty_span) continue;
         uint64_t unused = (uint64_t)(s->nelems - cgc__span_count_alloc(s)) * s->elemsize;
+        unpreblacken(s);
         cgc__central_uncache_span(s);
         atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
         c->alloc[i] = &cgc__empty_span;
@@ -112,4 +156,5 @@ void cgc__cache_merge_stats(cgc_mcache *c) {
         atomic_fetch_add_explicit(&cgc__stats.frees, c->nfree, RELAXED);
         c->nfree = 0;
     }
+    merge_black(c);
 }

@@ -60,13 +60,40 @@ void cgc__central_put_swept(cgc_span *s) {
     cgc__unlock(&c->lock);
 }
 
-void cgc__central_put_unswept(cgc_span *s) {
-    cgc_central *c = &cgc__central[s->spanclass];
-    cgc__lock(&c->lock);
-    uint32_t sg = atomic_load_explicit(&cgc__sweepgen, RELAXED);
-    CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == sg - 2);
-    list_push(&c->partial[1 - swept_index(sg)], s);
-    cgc__unlock(&c->lock);
+/* Which classes may hold unswept spans: a hint that spares the sweepers a
+ * lock round over every class per span swept.
+ * Invariant: a class whose unswept lists are non-empty has its bit set.
+ * Bits are set at sweep start under each class's lock, after sweepgen has
+ * advanced; a bit is cleared only under the class's lock by a sweeper that
+ * found both unswept lists empty at the current sweepgen.  Nothing puts a
+ * span on an unswept list during a sweep (spans become unswept only when
+ * mark termination advances sweepgen), so a cleared bit stays true until
+ * the next sweep start sets it again.  A set bit on an empty class costs
+ * one lock round. */
+static atomic_u64 unswept_classes[(NUM_CENTRALS + 63) / 64];
+
+void cgc__central_note_unswept_classes(void) {
+    for (unsigned i = 0; i < NUM_CENTRALS; i++) {
+        cgc_central *c = &cgc__central[i];
+        cgc__lock(&c->lock);
+        unsigned u = 1 - swept_index(atomic_load_explicit(&cgc__sweepgen, RELAXED));
+        if (c->partial[u].head || c->full[u].head)
+            atomic_fetch_or_explicit(&unswept_classes[i / 64], 1ull << (i % 64), RELAXED);
+        cgc__unlock(&c->lock);
+    }
+}
+
+int cgc__central_next_unswept_class(unsigned start) {
+    const unsigned nw = (NUM_CENTRALS + 63) / 64;
+    start %= NUM_CENTRALS;
+    for (unsigned k = 0; k <= nw; k++) {
+        unsigned w = (start / 64 + k) % nw;
+        uint64_t bits = atomic_load_explicit(&unswept_classes[w], RELAXED);
+        if (k == 0) bits &= ~0ull << (start % 64); /* the first word: from start on */
+        else if (k == nw) bits &= (start % 64) ? ~(~0ull << (start % 64)) : 0; /* wrapped */
+        if (bits) return (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
+    }
+    return -1;
 }
 
 /* Claims s for sweeping: sg-2 -> sg-1 (sweep.c's protocol). */
@@ -87,6 +114,7 @@ cgc_span *cgc__central_take_unswept(unsigned spanclass) {
     if (!s) s = list_pop(&c->full[u]);
     if (s && !claim(s, sg)) cgc__fatal("span %p on an unswept list has sweepgen %u (sg %u)", (void *)s->base, atomic_load(&s->sweepgen), sg);
     if (s) atomic_fetch_add_explicit(&cgc__sweepers_active, 1, RELAXED);
+    else atomic_fetch_and_explicit(&unswept_classes[spanclass / 64], ~(1ull << (spanclass % 64)), RELAXED);
     cgc__unlock(&c->lock);
     return s;
 }

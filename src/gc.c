@@ -207,7 +207,10 @@ static void run_cycle(bool forced) {
     cgc__pacer_cycle_start();
     tr.globals = cgc__globals_bytes;
     atomic_store(&cgc__gc_marking, 1);
-    if (!stw) atomic_store(&cgc_write_barrier_enabled, 1);
+    if (!stw) {
+        atomic_store(&cgc_write_barrier_enabled, 1);
+        for (cgc_thread *t = cgc__threads; t; t = t->next) cgc__cache_preblacken(&t->cache);
+    }
     atomic_store(&cgc__gc_phase, PHASE_MARK);
     uint64_t cpu_mark0 = 0;
 
@@ -300,9 +303,10 @@ static void run_cycle(bool forced) {
     uint64_t gc_cpu = tr.cpu_stw1 + tr.cpu_stw2 + tr.cpu_bg + tr.cpu_idle + tr.cpu_assist;
     atomic_fetch_add(&cgc__stats.gc_cpu_ns, gc_cpu);
     /* CPU limiter: more than half the machine's time in this cycle went to
-     * the collector -> no assists next cycle */
+     * the collector -> no assists next cycle.  Idle workers do not count
+     * (as in Go's limiter): they only use CPU nobody else wanted. */
     uint64_t wall = t_end - tr.start_ns;
-    cgc__pacer_set_limiter(wall && gc_cpu > wall * (uint64_t)cgc__opt.maxprocs / 2);
+    cgc__pacer_set_limiter(wall && gc_cpu - tr.cpu_idle > wall * (uint64_t)cgc__opt.maxprocs / 2);
     atomic_fetch_add(&cgc__stats.num_gc, 1);
     if (forced) atomic_fetch_add(&cgc__stats.num_forced_gc, 1);
     atomic_store(&cgc__stats.last_gc_unix_ns, cgc__walltime());

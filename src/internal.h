@@ -161,6 +161,13 @@ struct cgc_type {
  *    end of freeindex's 64-bit word; 0 means "look again in alloc_bits".
  *  - local_free holds only slots below freeindex whose alloc bit is clear.
  *  - mark_bits are written only during marking (atomically), read by sweep.
+ *  - Allocate-black by pre-marking (cache.c): while a mark runs, every span
+ *    in a thread's cache has preblack set and the mark bit of every free
+ *    slot set, so a slot handed out is black without a write to the mark
+ *    bitmap.  The marker never looks at a free slot's mark bit (the
+ *    pointer test checks the alloc bit first).  When such a span leaves
+ *    the cache the free slots' mark bits are cleared again, so after mark
+ *    termination (which empties every cache) a mark bit means "reached".
  *  - sweepgen, relative to the heap's sg: sg-2 needs sweeping, sg-1 being
  *    swept, sg swept; cached spans are always swept (mark termination hands
  *    every cached span back before sg advances).
@@ -179,6 +186,7 @@ typedef struct cgc_span {
     _Atomic uint8_t state;
     uint8_t where;
     uint8_t needzero;    /* pages may hold old data */
+    uint8_t preblack;    /* free slots' mark bits set (cache.c; owner only) */
     _Atomic uint8_t large_freed; /* large object freed explicitly while marking */
     atomic_u32 sweepgen;
 
@@ -304,10 +312,13 @@ cgc_span *cgc__central_cache_span(unsigned spanclass);
 void cgc__central_uncache_span(cgc_span *s);
 /* Puts a swept span on its class's list (partial or full). */
 void cgc__central_put_swept(cgc_span *s);
-/* Puts a span on its class's unswept list. */
-void cgc__central_put_unswept(cgc_span *s);
 /* Takes one unswept span and claims it (sweepgen sg-1), or NULL. */
 cgc_span *cgc__central_take_unswept(unsigned spanclass);
+/* Sweep start: notes which classes hold unswept spans (the sweepers' hint). */
+void cgc__central_note_unswept_classes(void);
+/* A class at or after `start` (cyclically) that may hold unswept spans, or
+ * -1 when none does. */
+int cgc__central_next_unswept_class(unsigned start);
 /* A first remote free arrived at s (malloc.c). */
 void cgc__central_note_remote_free(cgc_span *s);
 /* Removes s from whatever list it is on (lock held by caller). */
@@ -327,6 +338,9 @@ typedef struct cgc_mcache {
     uint64_t nmalloc[NUM_CENTRALS];
     uint64_t nlarge, large_bytes;
     uint64_t nfree;
+    /* bytes allocated black during this mark; added to the pacer's count
+     * at each refill and flush (every cache is flushed at mark termination) */
+    uint64_t black_bytes;
     int64_t live_delta;    /* bytes freed locally (negative) since the last merge */
 } cgc_mcache;
 
@@ -336,6 +350,9 @@ bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass);
 /* Hands every cached span back (thread exit, mark termination). */
 void cgc__cache_flush(cgc_mcache *c);
 void cgc__cache_merge_stats(cgc_mcache *c);
+/* Mark start (world stopped): pre-marks the free slots of every span c
+ * holds (the allocate-black invariant above cgc_span). */
+void cgc__cache_preblacken(cgc_mcache *c);
 
 /* ------------------------------------------------------------- work.c -- */
 
@@ -362,6 +379,7 @@ typedef struct cgc_gcwork {
 void cgc__work_init(void);
 void cgc__gcwork_push(cgc_gcwork *w, uintptr_t obj);
 bool cgc__gcwork_pop(cgc_gcwork *w, uintptr_t *obj);
+void cgc__gcwork_balance(cgc_gcwork *w); /* share work when the pool is empty */
 void cgc__gcwork_flush(cgc_gcwork *w); /* hand every local buffer to the pool */
 void cgc__gcwork_dispose(cgc_gcwork *w);
 bool cgc__work_available(void);      /* a full buffer is in the pool */
@@ -384,6 +402,8 @@ bool cgc__mark_roots_done(void);
 void cgc__mark_workers_start(void);
 void cgc__mark_workers_wake(void);
 bool cgc__mark_wait_idle(void); /* coordinator: wait until no worker has work */
+void cgc__mark_assist_begin(void); /* around an assist's drain */
+void cgc__mark_assist_end(void);
 void cgc__mark_workers_stop(void);
 void cgc__mark_stw_drain(void); /* world stopped: drain all with every worker */
 

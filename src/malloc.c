@@ -32,20 +32,21 @@ static ALWAYS_INLINE void set_bit(_Atomic uint64_t *bits, uint32_t idx) {
 }
 
 /* Allocation while marking: the new object is black. */
-static NOINLINE void mark_new_object(cgc_span *s, uint32_t idx) {
+static NOINLINE void mark_new_object(cgc_mcache *c, cgc_span *s, uint32_t idx) {
     atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
-    atomic_fetch_add_explicit(&cgc__pacer.black_bytes, s->elemsize, RELAXED);
+    c->black_bytes += s->elemsize;
 }
 
 static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc);
 
 /* Hands out slot idx of s (alloc bit, zeroing, counting, colour). */
 static ALWAYS_INLINE void *take_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx, bool dirty) {
-    /* While marking, the mark bit first: a marker that finds the slot
-     * allocated then finds it black and never scans it half-built.  (The
-     * call is opaque to the compiler, so the alloc bit's store stays after
-     * it; x86-TSO keeps the order for other cores.) */
-    if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) mark_new_object(s, idx);
+    /* While marking the slot is already black (pre-marked when the span
+     * entered the cache or the mark started: cache.c), so a marker that
+     * finds the slot allocated finds it black and never scans it
+     * half-built; only the pacer's count is kept. */
+    if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize;
+    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__bit(s->mark_bits, idx));
     CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
     CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
     set_bit(s->alloc_bits, idx);
@@ -94,7 +95,7 @@ static void *large_alloc(cgc_thread *t, size_t size, unsigned kind, const cgc_ty
     if (s->needzero) memset((void *)s->base, 0, s->elemsize);
     set_bit(s->alloc_bits, 0);
     s->alloc_count = 1;
-    if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) mark_new_object(s, 0);
+    if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) mark_new_object(&t->cache, s, 0);
     cgc__central_put_swept(s);
     t->cache.nlarge++;
     t->cache.large_bytes += s->elemsize;
@@ -173,7 +174,7 @@ static void *tiny_alloc(size_t size) {
         if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) {
             cgc_span *s = cgc__span_of(c->tiny);
             uint32_t idx = cgc__obj_index(s, c->tiny);
-            if (!cgc__bit(s->mark_bits, idx)) mark_new_object(s, idx);
+            if (!cgc__bit(s->mark_bits, idx)) mark_new_object(c, s, idx);
         }
     } else {
         p = small_alloc(t, TINY_SPAN_CLASS);
@@ -359,7 +360,10 @@ void cgc_free(void *p) {
     if (!s->sizeclass) {
         free_large(t, s, p);
     } else if (t->cache.alloc[s->spanclass] == s) {
-        /* our own cached span: the slot is reusable at once */
+        /* our own cached span: the slot is reusable at once.  While a mark
+         * runs the span is pre-marked; the freed slot joins the pre-marked
+         * free slots (black when handed out again). */
+        if (s->preblack) atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
         _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
         atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
         if (idx < s->freeindex) {

@@ -199,6 +199,7 @@ void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
         count--;
         scan_object(w, obj);
         if ((++n & 31) == 0) {
+            cgc__gcwork_balance(w);
             if (budget && w->scan_work - start_work >= budget) break;
             if (deadline && cgc__nanotime() >= deadline) break;
         }
@@ -343,17 +344,32 @@ void cgc__mark_workers_start(void) {
 
 int cgc__mark_nworkers(void) { return nworkers; }
 
+/* A mark assist counts as a busy worker while it drains: the work it
+ * holds in its own buffers is invisible to the pool, and a mark that ended
+ * meanwhile would leave that work to mark termination, with the world
+ * stopped. */
+void cgc__mark_assist_begin(void) { atomic_fetch_add(&busy, 1); }
+
+void cgc__mark_assist_end(void) {
+    if (atomic_fetch_sub(&busy, 1) == 1) {
+        pthread_mutex_lock(&mark_lock);
+        pthread_cond_broadcast(&idle_cv);
+        pthread_mutex_unlock(&mark_lock);
+    }
+}
+
 void cgc__mark_workers_wake(void) {
     atomic_store(&mark_active, 1);
     wake_workers();
 }
 
-/* Coordinator: returns when no worker is draining and no work is left in
- * the pool or the root jobs (work held by an assist in progress is
- * flushed before the assist returns, and found by the ragged barrier). */
+/* Coordinator: returns when no worker or assist is draining and no work
+ * is left in the pool or the root jobs. */
 bool cgc__mark_wait_idle(void) {
     pthread_mutex_lock(&mark_lock);
-    while (atomic_load(&busy) > 0 || has_work()) {
+    /* has_work before busy (both seq_cst): a drainer counts itself busy
+     * before it takes work, so work found gone means the taker is seen */
+    while (has_work() || atomic_load(&busy) > 0) {
         if (has_work()) wake_workers();
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

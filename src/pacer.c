@@ -157,8 +157,10 @@ void cgc__assist(cgc_thread *t, uint64_t bytes) {
     if (debt <= 0) return;
     uint64_t t0 = cgc__nanotime(), cpu0 = cgc__thread_cputime();
     cgc_gcwork w = {0};
+    cgc__mark_assist_begin();
     cgc__drain(&w, (uint64_t)debt, t0 + ASSIST_MAX_NS);
     cgc__gcwork_dispose(&w);
+    cgc__mark_assist_end();
     uint64_t cpu = cgc__thread_cputime() - cpu0, wall = cgc__nanotime() - t0;
     atomic_fetch_add_explicit(&cgc__cpu_assist_ns, cpu, RELAXED);
     atomic_fetch_add_explicit(&cgc__stats.assist_ns, wall, RELAXED);

@@ -138,6 +138,17 @@ static void map_span(cgc_span *s, cgc_span *value) {
     }
 }
 
+/* Writes one byte per OS page of fresh memory.  A first touch that reads
+ * (the write barrier reading the old value of a field, the conservative
+ * scanner) maps the kernel's shared zero page, and the write that follows
+ * then takes a second fault that must shoot the stale mapping out of every
+ * CPU's TLB.  Writing first takes one plain fault.  Only small-object
+ * spans, which are filled anyway: a large object's untouched pages stay
+ * uncommitted. */
+static void prefault(uintptr_t base, size_t bytes) {
+    for (uintptr_t p = base; p < base + bytes; p += 4096) *(volatile char *)p = 0;
+}
+
 cgc_span *cgc__heap_alloc_span(uintptr_t npages, unsigned spanclass) {
     cgc__lock(&cgc__heap_lock);
     cgc_span *s = cgc__span_struct_alloc();
@@ -193,6 +204,7 @@ cgc_span *cgc__heap_alloc_span(uintptr_t npages, unsigned spanclass) {
     atomic_store_explicit(&s->state, SPAN_IN_USE, RELEASE);
     map_span(s, s);
     cgc__unlock(&cgc__heap_lock);
+    if (!dirty && s->sizeclass) prefault(s->base, npages << CGC_PAGE_SHIFT);
     return s;
 }
 

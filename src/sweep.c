@@ -34,6 +34,7 @@ bool cgc__sweep_span(cgc_span *s, bool preserve) {
     CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == sg - 1);
     CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED));
     CGC_ASSERT(s->where == WHERE_NONE);
+    CGC_ASSERT(!s->preblack);
 
     /* objects freed by other threads are free whatever their mark says */
     void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQUIRE);
@@ -85,9 +86,10 @@ bool cgc__sweep_span(cgc_span *s, bool preserve) {
 bool cgc__sweep_one(void) {
     uint64_t sweep = atomic_load_explicit(&cgc__sweep_pages_left, ACQUIRE);
     if (!sweep) return false;
-    unsigned start = atomic_fetch_add_explicit(&sweep_cursor, 1, RELAXED) % NUM_CENTRALS;
-    for (unsigned k = 0; k < NUM_CENTRALS; k++) {
-        unsigned spc = (start + k) % NUM_CENTRALS;
+    /* sweepers spread over the classes; a class found empty leaves the
+     * hint (central.c), so each call visits only classes with work */
+    unsigned start = atomic_fetch_add_explicit(&sweep_cursor, 1, RELAXED);
+    for (int spc; (spc = cgc__central_next_unswept_class(start)) >= 0; start = (unsigned)spc + 1) {
         pthread_rwlock_rdlock(&cgc__sweep_fork_lock);
         cgc_span *s = cgc__central_take_unswept(spc);
         if (!s) {
@@ -112,6 +114,22 @@ void cgc__sweep_finish(void) {
     while (atomic_load_explicit(&cgc__sweepers_active, ACQUIRE)) sched_yield();
 }
 
+/* What the scavenger keeps: 10 % over the largest of the last few heap
+ * goals, plus 4 MiB.  A heap whose live size swings between cycles (a big
+ * temporary structure built and dropped) would otherwise give pages back
+ * after each small cycle only to fault them in again after the next one:
+ * each release costs a TLB shootdown, each fault a zeroed page. */
+#define SCAVENGE_GOALS 4
+static uint64_t scavenge_retain(uint64_t goal) {
+    static uint64_t recent[SCAVENGE_GOALS]; /* the sweeper thread's own */
+    static unsigned next;
+    recent[next++ % SCAVENGE_GOALS] = goal;
+    uint64_t peak = 0;
+    for (unsigned i = 0; i < SCAVENGE_GOALS; i++)
+        if (recent[i] > peak) peak = recent[i];
+    return peak + peak / 10 + (4u << 20);
+}
+
 static void *sweeper_main(void *arg) {
     (void)arg;
     for (;;) {
@@ -125,14 +143,14 @@ static void *sweeper_main(void *arg) {
             if ((++n & 63) == 0) sched_yield(); /* background: let mutators run */
         /* sweep done: give back what the heap will not need before the
          * next goal (the scavenger) */
-        uint64_t goal = atomic_load_explicit(&cgc__pacer.heap_goal, RELAXED);
-        cgc__heap_scavenge(goal + goal / 10 + (4u << 20));
+        cgc__heap_scavenge(scavenge_retain(atomic_load_explicit(&cgc__pacer.heap_goal, RELAXED)));
         atomic_fetch_add_explicit(&cgc__stats.gc_cpu_ns, cgc__thread_cputime() - cpu0, RELAXED);
     }
     return NULL;
 }
 
 void cgc__sweep_start(void) {
+    cgc__central_note_unswept_classes();
     atomic_store_explicit(&cgc__sweep_pages_left, atomic_load(&cgc__sweepgen), RELEASE);
     pthread_mutex_lock(&sweeper_lock);
     sweeper_wakeups++;

@@ -104,6 +104,30 @@ bool cgc__gcwork_pop(cgc_gcwork *w, uintptr_t *obj) {
     return true;
 }
 
+/* Called by a draining marker every few objects: when the pool is empty,
+ * hand part of its private grey set to the pool, so that other markers
+ * and mark assists have something to take (a tree marked depth-first
+ * keeps its whole frontier in one marker's buffers otherwise, and assists
+ * would find nothing to do while the heap grows). */
+void cgc__gcwork_balance(cgc_gcwork *w) {
+    if (atomic_load_explicit(&cgc__work_full_count, RELAXED) != 0) return;
+    if (w->spare && w->spare->n) {
+        buf_put_full(w->spare);
+        w->spare = NULL;
+        return;
+    }
+    cgc_workbuf *b = w->cur;
+    if (!b || b->n < 8) return;
+    cgc_workbuf *half = buf_alloc();
+    uint64_t give = b->n / 2;
+    /* the oldest entries: nearer the roots, so larger subgraphs */
+    memcpy(half->obj, b->obj, give * sizeof b->obj[0]);
+    memmove(b->obj, b->obj + give, (b->n - give) * sizeof b->obj[0]);
+    half->n = give;
+    b->n -= give;
+    buf_put_full(half);
+}
+
 void cgc__gcwork_flush(cgc_gcwork *w) {
     if (w->cur) {
         if (w->cur->n) buf_put_full(w->cur);
