@@ -26,6 +26,8 @@ static bool take_remote_frees(cgc_mcache *c, cgc_span *s) {
         uint32_t idx = cgc__obj_index(s, (uintptr_t)r);
         _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
         atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
+        /* a free slot of a pre-marked span is black (allocate-black) */
+        if (s->preblack) atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
         if (idx < s->freeindex) {
             *(void **)r = s->local_free;
             s->local_free = r;

@@ -18,12 +18,14 @@
  *     check the sweep is complete; advance the cycle number (every stack
  *     becomes grey); prepare the root jobs (data/bss of every loaded object
  *     and cgc_add_roots ranges, in 256 KiB shards); reset the pacer's
- *     counters; turn on allocate-black and the write barrier.  Restart.
+ *     counters; turn on allocate-black (pre-mark the free slots of every
+ *     cached span: cache.c) and the write barrier.  Restart.
  *  2. Concurrent mark (PHASE_MARK).  First every thread passes one
  *     handshake, so that a thread interrupted by phase 1 between
- *     CGC_STORE's flag test and its plain store has finished that store
- *     (Go makes the test and the store one non-preemptible step; C code can
- *     be interrupted anywhere).  Then the coordinator visits every thread
+ *     CGC_STORE's flag test and its plain store has (in practice) finished
+ *     that store (Go makes the test and the store one non-preemptible step;
+ *     C code can be interrupted anywhere; see docs/design.md, known
+ *     limitations, for the case this does not close).  Then the coordinator visits every thread
  *     once more: holds it (signal handshake, or the saved context of a
  *     thread in a blocking region), scans its stack, registers and static
  *     TLS, marks the stack black, lets it go.  Only then do workers and

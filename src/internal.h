@@ -369,6 +369,7 @@ typedef struct cgc_gcwork {
     cgc_workbuf *cur, *spare;
     uint64_t bytes_marked; /* objects greyed by this marker, in bytes */
     uint64_t scan_work;    /* bytes scanned */
+    uint64_t deadline;     /* nanotime at which the drain stops; 0: none */
     bool checkmark;        /* marking into check_bits */
     uintptr_t src;         /* checkmark: what is being scanned (object or root) */
     const char *src_kind;
@@ -377,8 +378,22 @@ typedef struct cgc_gcwork {
 } cgc_gcwork;
 
 void cgc__work_init(void);
-void cgc__gcwork_push(cgc_gcwork *w, uintptr_t obj);
-bool cgc__gcwork_pop(cgc_gcwork *w, uintptr_t *obj);
+void cgc__gcwork_push_slow(cgc_gcwork *w, uintptr_t obj);
+bool cgc__gcwork_pop_slow(cgc_gcwork *w, uintptr_t *obj);
+/* The marker's hot path: its current buffer; the rest out of line. */
+static ALWAYS_INLINE void cgc__gcwork_push(cgc_gcwork *w, uintptr_t obj) {
+    cgc_workbuf *b = w->cur;
+    if (likely(b && b->n < WORKBUF_N)) b->obj[b->n++] = obj;
+    else cgc__gcwork_push_slow(w, obj);
+}
+static ALWAYS_INLINE bool cgc__gcwork_pop(cgc_gcwork *w, uintptr_t *obj) {
+    cgc_workbuf *b = w->cur;
+    if (likely(b && b->n)) {
+        *obj = b->obj[--b->n];
+        return true;
+    }
+    return cgc__gcwork_pop_slow(w, obj);
+}
 void cgc__gcwork_balance(cgc_gcwork *w); /* share work when the pool is empty */
 void cgc__gcwork_flush(cgc_gcwork *w); /* hand every local buffer to the pool */
 void cgc__gcwork_dispose(cgc_gcwork *w);

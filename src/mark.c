@@ -31,6 +31,7 @@ void cgc__checkmark_missed(cgc_gcwork *w, cgc_span *s, uint32_t idx, uintptr_t p
 
 #define OBLET_BYTES (128 * 1024) /* large objects are scanned in pieces */
 #define ROOT_SHARD (256 * 1024)
+#define SCAN_STEP 4096 /* bytes of a large object scanned between deadline checks */
 
 /* ---------------------------------------------------------- greying -- */
 
@@ -109,15 +110,29 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
         }
         return;
     }
-    /* large: the first visit queues the remaining 128 KiB pieces */
+    /* large: pieces start at base + k * OBLET_BYTES; the first visit
+     * queues the others.  An entry inside a piece (a remainder, below)
+     * scans to the end of that piece. */
     uintptr_t end = s->kind == KIND_TYPED ? s->base + s->user_size : s->limit;
     if (obj == s->base)
         for (uintptr_t o = s->base + OBLET_BYTES; o < end; o += OBLET_BYTES) cgc__gcwork_push(w, o);
-    uintptr_t piece_end = obj + OBLET_BYTES < end ? obj + OBLET_BYTES : end;
-    if (s->kind == KIND_TYPED) {
-        if (s->type) scan_typed(w, s->base, s->user_size, s->type, obj - s->base, piece_end - s->base);
-    } else {
-        cgc__scan_range(w, obj, piece_end);
+    uintptr_t piece_end = s->base + ((obj - s->base) / OBLET_BYTES + 1) * OBLET_BYTES;
+    if (piece_end > end) piece_end = end;
+    /* in steps, so that a drain with a deadline (an assist, a fractional
+     * worker) stops inside a piece: one pointer-dense piece can take
+     * milliseconds when every word misses the cache */
+    for (uintptr_t a = obj; a < piece_end;) {
+        uintptr_t e = a + SCAN_STEP < piece_end ? a + SCAN_STEP : piece_end;
+        if (s->kind == KIND_TYPED) {
+            if (s->type) scan_typed(w, s->base, s->user_size, s->type, a - s->base, e - s->base);
+        } else {
+            cgc__scan_range(w, a, e);
+        }
+        a = e;
+        if (a < piece_end && w->deadline && cgc__nanotime() >= w->deadline) {
+            cgc__gcwork_push(w, a); /* the rest stays grey */
+            return;
+        }
     }
 }
 
@@ -183,6 +198,7 @@ void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
     uintptr_t ring[PREFETCH_RING];
     unsigned head = 0, count = 0, n = 0;
     uint64_t start_work = w->scan_work;
+    w->deadline = deadline;
     for (;;) {
         uintptr_t obj;
         while (count < PREFETCH_RING && cgc__gcwork_pop(w, &obj)) {
@@ -204,6 +220,7 @@ void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
             if (deadline && cgc__nanotime() >= deadline) break;
         }
     }
+    w->deadline = 0;
     while (count) { /* stopped early: the prefetched entries stay grey */
         cgc__gcwork_push(w, ring[head]);
         head = (head + 1) % PREFETCH_RING;

@@ -40,7 +40,15 @@ void cgc_read_stats_sized(cgc_stats *out, size_t size) {
     s.version = CGC_STATS_VERSION;
     s.size = (uint32_t)(size < sizeof s ? size : sizeof s);
     cgc_heap_totals h;
+    /* The heap lock is taken inside cgc: a thread stopped while holding it
+     * would stall every thread that must finish its own cgc work (and
+     * take the lock) before it can stop.  The registry lock below is taken
+     * outside: the coordinator holds it while it waits for threads to stop,
+     * so a thread that waits for it must be stoppable. */
+    cgc_thread *self = cgc__self;
+    sig_atomic_t prev = self ? cgc__enter(self) : 0;
     cgc__heap_totals(&h);
+    if (self) cgc__leave(self, prev);
     s.heap_sys = h.sys;
     s.heap_inuse = h.inuse;
     s.heap_released = h.released;

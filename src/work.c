@@ -67,9 +67,9 @@ static cgc_workbuf *buf_get_full(void) {
 
 void cgc__work_init(void) {}
 
-void cgc__gcwork_push(cgc_gcwork *w, uintptr_t obj) {
+void cgc__gcwork_push_slow(cgc_gcwork *w, uintptr_t obj) {
     cgc_workbuf *b = w->cur;
-    if (unlikely(!b || b->n == WORKBUF_N)) {
+    if (!b || b->n == WORKBUF_N) {
         cgc_workbuf *fresh = NULL;
         if (b) {
             /* keep one full buffer locally for balance, publish the other */
@@ -82,9 +82,9 @@ void cgc__gcwork_push(cgc_gcwork *w, uintptr_t obj) {
     b->obj[b->n++] = obj;
 }
 
-bool cgc__gcwork_pop(cgc_gcwork *w, uintptr_t *obj) {
+bool cgc__gcwork_pop_slow(cgc_gcwork *w, uintptr_t *obj) {
     cgc_workbuf *b = w->cur;
-    if (likely(b && b->n)) {
+    if (b && b->n) {
         *obj = b->obj[--b->n];
         return true;
     }
