@@ -34,6 +34,9 @@ extern size_t cgc__cycle_nsegments;
 void cgc__checkmark_missed(cgc_gcwork *w, cgc_span *s, uint32_t idx, uintptr_t p) {
     if (w->lenient) return;
     uintptr_t obj = s->base + idx * s->elemsize;
+    /* a stale pointer to an object already freed explicitly (cgc_free) that
+     * waits on its span's remote list: free memory, not a missed object */
+    if (cgc__pending_remote_free(s, obj)) return;
     if (w->src_kind && strstr(w->src_kind, "stack")) {
         for (cgc_thread *t = cgc__threads; t; t = t->next)
             if ((uintptr_t)t->tid == w->src)

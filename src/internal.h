@@ -591,6 +591,8 @@ void cgc__ensure_init(void);
 
 /* ------------------------------------------------------- checkmark.c -- */
 
+/* gccheckmark: obj waits on s's remote free list (malloc.c). */
+bool cgc__pending_remote_free(cgc_span *s, uintptr_t obj);
 void cgc__checkmark_verify(void); /* world stopped, mark complete */
 
 /* ------------------------------------------------------------ trace.c -- */

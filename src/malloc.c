@@ -312,6 +312,17 @@ void *cgc_base(const void *p) {
     return (void *)r.user;
 }
 
+/* gccheckmark (world stopped): obj was freed by a thread that does not
+ * own its span and waits on the span's remote list, its alloc bit still
+ * set.  Its words now hold the list link and the cookie, not the program's
+ * data.  The cookie test is a filter; the list walk decides. */
+bool cgc__pending_remote_free(cgc_span *s, uintptr_t obj) {
+    if (s->elemsize < 16 || ((uintptr_t *)obj)[1] != (free_cookie ^ obj)) return false;
+    for (void *r = atomic_load_explicit(&s->remote_free, ACQUIRE); r; r = *(void **)r)
+        if ((uintptr_t)r == obj) return true;
+    return false;
+}
+
 static NORETURN void bad_free(const void *p, const char *why) {
     cgc__fatal("cgc_free(%p): %s", p, why);
 }

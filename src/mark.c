@@ -97,6 +97,9 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
         w->src = obj;
         w->src_kind = "marked object";
         w->lenient = !cgc__bit(s->mark_bits, cgc__obj_index(s, obj));
+        /* freed with cgc_free and waiting on a remote list: its words are
+         * the list's link and cookie, nothing the program stored */
+        if (s->sizeclass && cgc__pending_remote_free(s, obj)) return;
     }
     if (s->sizeclass) {
         if (s->kind == KIND_TYPED) {
