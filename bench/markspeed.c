@@ -97,9 +97,9 @@ int main(int argc, char **argv)
     double med_s = (double)pause[k / 2] / 1e9;
     double objs = (double)n + 1, bytes = (double)n * sizeof(node) + (double)n * sizeof(node *);
     double per = med_s > 0 ? 1.0 / (med_s * markers) : 0;
-    printf("RESULT name=markspeed variant=%s nodes=%ld markers=%d mark_ms=%.2f min_ms=%.2f "
+    printf("RESULT name=markspeed variant=%s time_s=%.4f nodes=%ld markers=%d mark_ms=%.2f min_ms=%.2f "
            "mobj_per_s_per_marker=%.1f mb_per_s_per_marker=%.0f peak_rss_kb=%ld checks_ok=%ld\n",
-           B_VARIANT, n, markers, med_s * 1e3, (double)pause[0] / 1e6, objs * per / 1e6,
+           B_VARIANT, med_s, n, markers, med_s * 1e3, (double)pause[0] / 1e6, objs * per / 1e6,
            bytes * per / 1e6, bench_peak_rss_kb(), ok);
     return ok ? 0 : 1;
 }

@@ -10,7 +10,7 @@
 #                    with the other numbers of that same run)
 #   BENCH_QUICK=1    smoke run: tiny sizes, 1 rep unless BENCH_REPS is set
 #   BENCH_TIMEOUT=S  limit for one run (default 900 s)
-#   BENCH_ONLY="churn binary_trees gcbench msgwindow treewindow"
+#   BENCH_ONLY="churn binary_trees gcbench markspeed msgwindow treewindow"
 #                    the groups to run (default: all)
 # Exit status: 0 when every case ran and passed its checks, 1 otherwise.
 set -u
@@ -25,7 +25,7 @@ BIN=$BUILD/bench
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then REPS=${BENCH_REPS:-1}; else REPS=${BENCH_REPS:-3}; fi
 TIMEOUT=${BENCH_TIMEOUT:-900}
-ONLY=${BENCH_ONLY:-churn binary_trees gcbench msgwindow treewindow}
+ONLY=${BENCH_ONLY:-churn binary_trees gcbench markspeed msgwindow treewindow}
 LOGDIR=$BUILD/bench-logs
 OUT=$BUILD/benchmarks.md
 mkdir -p "$LOGDIR"
@@ -38,12 +38,14 @@ if [ "$QUICK" = 1 ]; then
     GCBENCH_ARGS="14 12 12 50000"
     MSG_ARGS="20000 100000 1024"
     TREE_ARGS="10000 50000 5"
+    MARK_NODES=100000
 else
     CHURN_ITERS=5000000
     BT_DEPTH=21
     GCBENCH_ARGS="18 16 16 500000"
     MSG_ARGS="200000 2000000 1024"
     TREE_ARGS="100000 1000000 5"
+    MARK_NODES=4194304
 fi
 CHURN_SLOTS=4096
 
@@ -300,6 +302,24 @@ if want gcbench; then
     emit ""
 fi
 
+# ---------------------------------------------------------- mark speed --
+if want markspeed; then
+    add_case mark-cgc -- "$BIN/markspeed_cgc" $MARK_NODES 5
+    add_case mark-cgc1 CGC_MAXPROCS=1 -- "$BIN/markspeed_cgc" $MARK_NODES 5
+    add_case mark-bdwgc -- "$BIN/markspeed_bdwgc" $MARK_NODES 5
+    add_case mark-bdwgc1 GC_MARKERS=1 -- "$BIN/markspeed_bdwgc" $MARK_NODES 5
+    run_group
+    emit "## Mark speed ($MARK_NODES nodes of 32 B with random edges, world stopped)"
+    emit ""
+    emit "| variant | markers | mark ms (median of 5) | M objects/s per marker | MB/s per marker | peak RSS MiB |"
+    emit "|---|---:|---:|---:|---:|---:|"
+    for v in "cgc:cgc" "cgc1:cgc, CGC_MAXPROCS=1" "bdwgc:bdwgc" "bdwgc1:bdwgc, GC_MARKERS=1"; do
+        k="mark-${v%%:*}"
+        emit "| ${v#*:} | $(f "$k" markers) | $(f "$k" mark_ms) | $(f "$k" mobj_per_s_per_marker) | $(f "$k" mb_per_s_per_marker) | $(mib "$(f "$k" peak_rss_kb)") |"
+    done
+    emit ""
+fi
+
 # ----------------------------------------------------- latency windows --
 latency_table() { # prefix title
     local p=$1 title=$2 v k pauses
@@ -307,12 +327,17 @@ latency_table() { # prefix title
     emit ""
     emit "| variant | time s | vs bdwgc | vs Go | worst op ms | worst vs bdwgc | worst vs Go | op p99.9 us | pause p50 / p99 / max ms | pauses | GC cycles | peak RSS MiB | data |"
     emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    for v in "cgc:cgc" "bdwgc:bdwgc" "go:Go $(go env GOVERSION 2>/dev/null)" "glibc:glibc malloc/free (no GC, reference)"; do
+    for v in "cgc:cgc" "bdwgc:bdwgc" "go:Go $(go env GOVERSION 2>/dev/null)" "glibc:glibc malloc/free (no GC, reference)" \
+        "noise:machine noise floor (2 threads reading the clock, nothing else)"; do
         k="$p-${v%%:*}"
         pauses="-"
         [ "$(f "$k" pauses)" != "-" ] && pauses="$(ms "$(f "$k" p50_pause_us)") / $(ms "$(f "$k" p99_pause_us)") / $(ms "$(f "$k" max_pause_us)")"
         local data="-"
         case ${RES[$k]:-} in RESULT*) [ "$(f "$k" errors)" = 0 ] && data=ok || data="**DAMAGED**" ;; esac
+        if [ "${v%%:*}" = noise ]; then # a reference: its time is a duration, not a run time
+            emit "| ${v#*:} | - | - | - | $(ms "$(f "$k" worst_op_us)") | $(ratio "$k" "$p-bdwgc" worst_op_us) | $(ratio "$k" "$p-go" worst_op_us) | - | - | - | - | - | - |"
+            continue
+        fi
         emit "| ${v#*:} | $(tcell "$k") | $(ratio "$k" "$p-bdwgc" time_s) | $(ratio "$k" "$p-go" time_s) | $(ms "$(f "$k" worst_op_us)") | $(ratio "$k" "$p-bdwgc" worst_op_us) | $(ratio "$k" "$p-go" worst_op_us) | $(f "$k" op_p999_us) | $pauses | $(f "$k" pauses) | $(f "$k" gc_cycles) | $(mib "$(f "$k" peak_rss_kb)") | $data |"
     done
     emit ""
@@ -325,6 +350,7 @@ if want msgwindow; then
         add_case msg-bdwgc -- "$BIN/msgwindow_bdwgc" $MSG_ARGS
         [ $GO_OK = 1 ] && add_case msg-go -- "$BIN/msgwindow_go" $MSG_ARGS
         add_case msg-glibc -- "$BIN/msgwindow_malloc" $MSG_ARGS
+        add_case msg-noise -- "$BIN/noise_malloc" 3 2
     }
     run_group
     latency_table msg "Message window (window, messages, bytes: $MSG_ARGS)"
@@ -337,6 +363,7 @@ if want treewindow; then
         add_case tree-bdwgc -- "$BIN/treewindow_bdwgc" $TREE_ARGS
         [ $GO_OK = 1 ] && add_case tree-go -- "$BIN/treewindow_go" $TREE_ARGS
         add_case tree-glibc -- "$BIN/treewindow_malloc" $TREE_ARGS
+        add_case tree-noise -- "$BIN/noise_malloc" 3 2
     }
     run_group
     latency_table tree "Tree window (window, replacements, levels: $TREE_ARGS)"

@@ -210,8 +210,11 @@ void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
             count++;
         }
         if (count == 0) {
-            if (cgc__mark_root_job(w)) continue;
-            break;
+            if (!cgc__mark_root_job(w)) break;
+            /* a root shard is 256 KiB: look at the clock after each one */
+            if (budget && w->scan_work - start_work >= budget) break;
+            if (deadline && cgc__nanotime() >= deadline) break;
+            continue;
         }
         obj = ring[head];
         head = (head + 1) % PREFETCH_RING;
