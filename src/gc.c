@@ -20,12 +20,13 @@
  *     and cgc_add_roots ranges, in 256 KiB shards); reset the pacer's
  *     counters; turn on allocate-black (pre-mark the free slots of every
  *     cached span: cache.c) and the write barrier.  Restart.
- *  2. Concurrent mark (PHASE_MARK).  First every thread passes one
- *     handshake, so that a thread interrupted by phase 1 between
- *     CGC_STORE's flag test and its plain store has (in practice) finished
- *     that store (Go makes the test and the store one non-preemptible step;
- *     C code can be interrupted anywhere; see docs/design.md, known
- *     limitations, for the case this does not close).  Then the coordinator visits every thread
+ *  2. Concurrent mark (PHASE_MARK).  First the coordinator waits until
+ *     every thread that phase 1 stopped in its own code has run on past
+ *     that point (20 us of CPU, or found in a system call: threads.c), so
+ *     that a thread stopped between CGC_STORE's flag test and its plain
+ *     store has finished that store before any stack is scanned (Go makes
+ *     the test and the store one non-preemptible step; C code can be
+ *     interrupted anywhere).  Then the coordinator visits every thread
  *     once more: holds it (signal handshake, or the saved context of a
  *     thread in a blocking region), scans its stack, registers and static
  *     TLS, marks the stack black, lets it go.  Only then do workers and
@@ -118,18 +119,6 @@ static uint64_t scan_stacks_concurrently(uint32_t cycle) {
     return bytes;
 }
 
-/* Every thread passes one handshake: a CGC_STORE that tested the barrier
- * flag before the world stopped and stores after it restarted has then
- * completed, before any stack is scanned or object blackened. */
-static void handshake_all(void) {
-    cgc__threads_lock();
-    for (cgc_thread *t = cgc__threads; t; t = t->next) {
-        cgc__thread_hold(t);
-        cgc__thread_release(t);
-    }
-    cgc__threads_unlock();
-}
-
 /* Ragged barrier: each thread in turn hands over its barrier buffer; late
  * stacks are scanned.  Returns true if anything was greyed. */
 static bool ragged_barrier(uint32_t cycle) {
@@ -212,6 +201,7 @@ static void run_cycle(bool forced) {
     if (!stw) {
         atomic_store(&cgc_write_barrier_enabled, 1);
         for (cgc_thread *t = cgc__threads; t; t = t->next) cgc__cache_preblacken(&t->cache);
+        cgc__threads_note_stop_points();
     }
     atomic_store(&cgc__gc_phase, PHASE_MARK);
     uint64_t cpu_mark0 = 0;
@@ -234,7 +224,7 @@ static void run_cycle(bool forced) {
         /* 2: concurrent mark — stacks first, then everything else */
         uint64_t m0 = cgc__nanotime();
         cpu_mark0 = cgc__thread_cputime();
-        handshake_all();
+        cgc__threads_wait_past_stop();
         tr.stacks = scan_stacks_concurrently(cycle);
         cgc__pacer.stacks_bytes = tr.stacks;
         atomic_store_explicit(&cgc__heap_scan_enabled, 1, RELEASE);

@@ -463,6 +463,11 @@ typedef struct cgc_thread {
     uintptr_t saved_sp;
     uintptr_t saved_regs[32];
     int blocking_depth;
+    /* mark start: stopped by the signal in the program's own code, not in a
+     * system call (it may be inside CGC_STORE's flag test and store), and
+     * its CPU time then (threads.c, cgc__threads_wait_past_stop) */
+    bool stopped_in_code;
+    uint64_t cpu_at_stop;
 
     /* collector per-thread state */
     atomic_u32 stack_scanned_cycle; /* == current cycle: stack is black */
@@ -503,6 +508,11 @@ void cgc__start_world(void);
  * thread parked or held blocking; false if it exited. */
 bool cgc__thread_hold(cgc_thread *t);
 void cgc__thread_release(cgc_thread *t);
+/* Mark start (world stopped): notes which threads were stopped in their own
+ * code.  Then, with the world running again: returns once each of them has
+ * run on past that point (see threads.c). */
+void cgc__threads_note_stop_points(void);
+void cgc__threads_wait_past_stop(void);
 /* Iteration over registered threads under the registry lock. */
 void cgc__threads_lock(void);
 void cgc__threads_unlock(void);

@@ -206,6 +206,75 @@ void cgc__thread_release(cgc_thread *t) {
     release(t, t->signalled);
 }
 
+/* ------------------------------------------- CGC_STORE at mark start -- */
+
+/* CGC_STORE is a flag test and a plain store, inlined into the program.  A
+ * thread stopped by the mark start between the two resumes with the
+ * barrier on and stores without recording the value it overwrites.  Go
+ * makes the pair one non-preemptible step; here the collector waits, before
+ * any stack is scanned, until every thread that was stopped in its own code
+ * has certainly run on past the pair: either it has used 20 us of CPU since
+ * the stop (tens of thousands of instructions; the pair is three), or it is
+ * found inside a system call (which the pair does not contain).  A signal
+ * handshake alone does not do: a signal pending when the stop ends is
+ * delivered on the very return from the stop handler, before the thread
+ * executes a single instruction of its own. */
+#define PAST_STOP_CPU_NS 20000
+
+static uint64_t thread_cpu_ns(cgc_thread *t) {
+    clockid_t cid;
+    struct timespec ts;
+    if (pthread_getcpuclockid(t->pthread, &cid) != 0 || clock_gettime(cid, &ts) != 0) return UINT64_MAX;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The interrupted instruction is a system call (`syscall`, 0f 05), or the
+ * one after it: the kernel leaves the program counter after the
+ * instruction, or on it when the call is to be restarted. */
+static bool in_syscall(uintptr_t pc) {
+    if (pc < 4096) return false;
+    const unsigned char *c = (const unsigned char *)pc;
+    /* only bytes on pc's own page are read: that page is mapped (it holds
+     * the interrupted instruction) */
+    if ((pc & 4095) >= 2 && c[-2] == 0x0f && c[-1] == 0x05) return true;
+    return (pc & 4095) <= 4094 && c[0] == 0x0f && c[1] == 0x05;
+}
+
+void cgc__threads_note_stop_points(void) {
+    for (cgc_thread *t = cgc__threads; t; t = t->next) {
+        uintptr_t pc = t->saved_regs[REG_RIP];
+        /* parked by the signal handler (saved_regs hold the interrupted
+         * context; a thread that parked leaving cgc, or was held in a
+         * blocking region, is not in the program's code) */
+        t->stopped_in_code = t != cgc__self && t->signalled && pc && !in_syscall(pc);
+        if (t->stopped_in_code) t->cpu_at_stop = thread_cpu_ns(t);
+    }
+}
+
+void cgc__threads_wait_past_stop(void) {
+    cgc__threads_lock();
+    for (cgc_thread *t = cgc__threads; t; t = t->next) {
+        /* bounded: 5000 x 20 us.  Only a thread that is neither running nor
+         * in a system call recognisable as such could use it up (a
+         * `syscall` instruction split across two pages). */
+        for (unsigned spins = 0; t->stopped_in_code && spins < 5000; spins++) {
+            uint64_t cpu = thread_cpu_ns(t);
+            if (cpu == UINT64_MAX || cpu - t->cpu_at_stop >= PAST_STOP_CPU_NS) break;
+            if (spins % 8 == 7) {
+                /* little CPU used: is it sleeping in a system call? */
+                cgc__thread_hold(t);
+                bool sys = t->signalled && in_syscall(t->saved_regs[REG_RIP]);
+                cgc__thread_release(t);
+                if (sys || !t->signalled) break;
+            }
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, NULL);
+        }
+        t->stopped_in_code = false;
+    }
+    cgc__threads_unlock();
+}
+
 /* --------------------------------------------------------- registry -- */
 
 /* The start of the contiguous mapped memory that holds addr - 1, from
