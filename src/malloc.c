@@ -149,11 +149,78 @@ static ALWAYS_INLINE void *alloc_kind(size_t size, unsigned kind, const cgc_type
 static void *retry_scan(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_SCAN, NULL); }
 static void *retry_noscan(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_NOSCAN, NULL); }
 
-void *cgc_malloc(size_t size) {
-    void *p = alloc_kind(size, KIND_SCAN, NULL);
-    if (unlikely(!p)) return alloc_failed(size, retry_scan, NULL);
+/* Everything the fast path below does not handle: a thread's first
+ * allocation, sizes over 1 KiB, an empty allocCache (bitmap scan, refill,
+ * pacing), large objects, out of memory. */
+static NOINLINE void *alloc_general(size_t size, unsigned kind) {
+    void *p = alloc_kind(size, kind, NULL);
+    if (unlikely(!p)) return alloc_failed(size, kind == KIND_SCAN ? retry_scan : retry_noscan, NULL);
     return p;
 }
+
+/* The fast path's exit for a slot that needs zeroing: zero it still
+ * inside cgc (a stop in between would show the collector an allocated
+ * object holding old data: gccheckmark would rightly object to a black
+ * object pointing at freed ones), then leave. */
+static NOINLINE void *alloc_fast_zero(cgc_thread *t, sig_atomic_t prev, void *obj, size_t zero) {
+    memset(obj, 0, zero);
+    cgc__leave(t, prev);
+    return obj;
+}
+
+/* The fast path's exit when a stop request arrived while it was inside
+ * cgc: answer it (the new object is held in this frame). */
+static NOINLINE void *alloc_fast_stopped(cgc_thread *t, void *obj) {
+    cgc__handshake_deferred(t);
+    return obj;
+}
+
+/* The fast path of cgc_malloc / cgc_malloc_atomic (16 B .. 1 KiB): the same
+ * steps as small_alloc + take_slot, written so that the compiler needs no
+ * stack frame on the common path: every other case leaves through a tail
+ * call (zeroing, a stop that arrived, an empty allocCache). */
+static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
+    cgc_thread *t = cgc__self;
+    if (unlikely(t == NULL || size > CGC_SMALL_SIZE_MAX)) return alloc_general(size, kind);
+    unsigned spc = cgc__class8[(size + 7) >> 3] * SPAN_KINDS + kind;
+    sig_atomic_t prev = cgc__enter(t);
+    /* the cache is read only inside cgc: mark termination empties it */
+    cgc_span *s = t->cache.alloc[spc];
+    uint32_t idx;
+    size_t zero;
+    void *f = s->local_free;
+    if (f) {
+        s->local_free = *(void **)f;
+        idx = cgc__obj_index(s, (uintptr_t)f);
+        zero = s->elemsize;
+    } else {
+        uint64_t cache = s->alloc_cache;
+        if (unlikely(cache == 0)) {
+            cgc__leave(t, prev);
+            return alloc_general(size, kind);
+        }
+        unsigned tz = (unsigned)__builtin_ctzll(cache);
+        idx = s->freeindex + tz;
+        s->alloc_cache = (cache >> tz) >> 1;
+        s->freeindex = idx + 1;
+        zero = s->needzero ? s->elemsize : 0;
+    }
+    CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
+    CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
+    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__bit(s->mark_bits, idx));
+    set_bit(s->alloc_bits, idx);
+    void *obj = (void *)(s->base + idx * s->elemsize);
+    if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize; /* already black */
+    t->cache.nmalloc[spc]++;
+    if (zero) return alloc_fast_zero(t, prev, obj, zero);
+    atomic_signal_fence(SEQ_CST);
+    t->in_cgc = prev;
+    atomic_signal_fence(SEQ_CST);
+    if (unlikely(t->stop_pending) && prev == 0) return alloc_fast_stopped(t, obj);
+    return obj;
+}
+
+void *cgc_malloc(size_t size) { return alloc_fast(size, KIND_SCAN); }
 
 /* Tiny objects: noscan, under 16 bytes, packed into the thread's current
  * 16-byte block at an offset aligned as the size allows.  The block is one
@@ -196,9 +263,7 @@ void *cgc_malloc_atomic(size_t size) {
         if (unlikely(!p)) return alloc_failed(size, retry_tiny, NULL);
         return p;
     }
-    p = alloc_kind(size, KIND_NOSCAN, NULL);
-    if (unlikely(!p)) return alloc_failed(size, retry_noscan, NULL);
-    return p;
+    return alloc_fast(size, KIND_NOSCAN);
 }
 
 void *cgc_calloc(size_t n, size_t size) {

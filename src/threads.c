@@ -103,16 +103,32 @@ static void park_wait(cgc_thread *t) {
 }
 
 /* Called (a deferred handshake): only the callee-saved registers can hold
- * the callers' values.  __builtin_unwind_init makes this function spill
- * them all into its own frame, which stays on the stack while we wait, and
- * the scan starts below it.  (Spilling in a helper that returns would not
- * do: its frame is gone while we sleep, and the values then live only in
- * registers the kernel keeps.) */
+ * the callers' values.  They are stored into the thread's saved_regs
+ * (scanned with its stack) by an explicit asm, whatever the compiler makes
+ * of this frame.  (Relying on __builtin_unwind_init to spill them into this
+ * frame was not enough: GCC then turned the call of park_wait into a tail
+ * call, popping the spilled registers before the wait, and park_wait's
+ * frame overwrote them — callers' pointers held only in r12-r15 were lost
+ * whenever no frame between the caller and here had saved them.  The
+ * shallow allocation fast path exposed it; test_threads in stop-the-world
+ * mode caught it.)  The empty asm after park_wait keeps this frame, and
+ * the registers' copies in it, alive until the wait is over. */
 static NOINLINE void park_called(cgc_thread *t) {
     __builtin_unwind_init();
     memset(t->saved_regs, 0, sizeof t->saved_regs);
+    uintptr_t *r = t->saved_regs;
+    __asm__ volatile("movq %%rbx, 0(%0)\n\t"
+                     "movq %%rbp, 8(%0)\n\t"
+                     "movq %%r12, 16(%0)\n\t"
+                     "movq %%r13, 24(%0)\n\t"
+                     "movq %%r14, 32(%0)\n\t"
+                     "movq %%r15, 40(%0)"
+                     :
+                     : "r"(r)
+                     : "memory");
     t->saved_sp = deeper_sp();
     park_wait(t);
+    __asm__ volatile("" ::: "memory"); /* not a tail call */
 }
 
 static void park_signal(cgc_thread *t, ucontext_t *uc) {
