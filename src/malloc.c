@@ -6,7 +6,9 @@
  * set bit of allocCache, sets the alloc bit, and zeroes only if the span's
  * memory may be dirty.  No lock, no atomic read-modify-write; the thread is
  * marked as inside cgc so that a stop request waits until it leaves.
- * While a mark runs, new objects are allocated black (mark bit set).
+ * While a mark runs, new objects are allocated black: small slots come
+ * from spans whose free slots were pre-marked (cache.c); large objects and
+ * the pieces of a tiny block already in use are marked here.
  * Tiny noscan objects (< 16 B) are packed into 16-byte blocks.
  * Large objects get a span of their own from the page heap.
  */
@@ -31,7 +33,8 @@ static ALWAYS_INLINE void set_bit(_Atomic uint64_t *bits, uint32_t idx) {
     atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) | (1ull << (idx & 63)), RELAXED);
 }
 
-/* Allocation while marking: the new object is black. */
+/* Allocation while marking, where no pre-marking applies (a large object,
+ * a tiny block in use since before the mark): the new object is black. */
 static NOINLINE void mark_new_object(cgc_mcache *c, cgc_span *s, uint32_t idx) {
     atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
     c->black_bytes += s->elemsize;
