@@ -35,16 +35,20 @@ void cgc__checkmark_missed(cgc_gcwork *w, cgc_span *s, uint32_t idx, uintptr_t p
 
 /* ---------------------------------------------------------- greying -- */
 
-static ALWAYS_INLINE void shade_inline(cgc_gcwork *w, uintptr_t p) {
-    if (p - atomic_load_explicit(&cgc__heap_min, RELAXED) >=
-        atomic_load_explicit(&cgc__heap_max, RELAXED) - atomic_load_explicit(&cgc__heap_min, RELAXED))
-        return;
-    cgc_span *s = cgc__span_of_heap(p);
-    if (!s) return;
+static ALWAYS_INLINE bool in_heap_range(uintptr_t p) {
+    return p - atomic_load_explicit(&cgc__heap_min, RELAXED) <
+           atomic_load_explicit(&cgc__heap_max, RELAXED) - atomic_load_explicit(&cgc__heap_min, RELAXED);
+}
+
+/* p's span s (from the address map) is known; the rest of the pointer
+ * test and the greying. */
+static ALWAYS_INLINE void shade_in_span(cgc_gcwork *w, cgc_span *s, uintptr_t p) {
+    if (atomic_load_explicit(&s->state, ACQUIRE) != SPAN_IN_USE || p < s->base || p >= s->limit) return;
     uint32_t idx = cgc__obj_index(s, p);
     uint64_t bit = 1ull << (idx & 63);
     /* acquire: pairs with nothing stronger than x86 order, but keeps the
-     * alloc-bit test before the mark-bit test (malloc.c sets mark first) */
+     * alloc-bit test before the mark-bit test (a slot handed out while
+     * marking was marked first: cache.c pre-marks) */
     if (!(atomic_load_explicit(&s->alloc_bits[idx >> 6], ACQUIRE) & bit)) return;
     _Atomic uint64_t *mw = (w->checkmark ? s->check_bits : s->mark_bits) + (idx >> 6);
     if (atomic_load_explicit(mw, RELAXED) & bit) return;
@@ -57,6 +61,58 @@ static ALWAYS_INLINE void shade_inline(cgc_gcwork *w, uintptr_t p) {
     if (s->kind != KIND_NOSCAN) cgc__gcwork_push(w, s->base + idx * s->elemsize);
 }
 
+static ALWAYS_INLINE void shade_inline(cgc_gcwork *w, uintptr_t p) {
+    if (!in_heap_range(p)) return;
+    cgc_span *s = cgc__span_of(p);
+    if (s) shade_in_span(w, s, p);
+}
+
+/* The scanning loops' greying, pipelined: a word that passes the range
+ * test and maps to a span has that span's header and bitmap lines
+ * prefetched and waits in a ring of 8; the oldest is then tested and
+ * greyed.  Each pointer otherwise stalls on those misses one after the
+ * other (the span struct, then its bitmaps), on top of the grey object's
+ * own miss that the drain's ring already hides.  Spans do not change
+ * state while a mark runs, so the deferred test sees what an immediate
+ * one would.  gccheckmark shades at once (it names the word it came
+ * from). */
+#define CAND_N 8
+static ALWAYS_INLINE void shade_candidate(cgc_gcwork *w, uintptr_t p) {
+    if (!in_heap_range(p)) return;
+    cgc_span *s = cgc__span_of(p);
+    if (!s) return;
+    if (unlikely(w->checkmark)) {
+        shade_in_span(w, s, p);
+        return;
+    }
+    __builtin_prefetch(s);
+    __builtin_prefetch(&s->alloc_bits[0]);
+    __builtin_prefetch(&s->mark_bits[0]);
+    if (w->cand_n == CAND_N) {
+        uint32_t h = w->cand_head;
+        uintptr_t op = w->cand_p[h];
+        cgc_span *os = w->cand_s[h];
+        w->cand_p[h] = p;
+        w->cand_s[h] = s;
+        w->cand_head = (h + 1) % CAND_N;
+        shade_in_span(w, os, op);
+        return;
+    }
+    uint32_t t = (w->cand_head + w->cand_n) % CAND_N;
+    w->cand_p[t] = p;
+    w->cand_s[t] = s;
+    w->cand_n++;
+}
+
+void cgc__shade_pending(cgc_gcwork *w) {
+    while (w->cand_n) {
+        uint32_t h = w->cand_head;
+        w->cand_head = (h + 1) % CAND_N;
+        w->cand_n--;
+        shade_in_span(w, w->cand_s[h], w->cand_p[h]);
+    }
+}
+
 void cgc__shade(cgc_gcwork *w, uintptr_t p) { shade_inline(w, p); }
 
 /* Reads memory the collector does not own (stacks, segments, objects). */
@@ -65,7 +121,7 @@ CGC_NO_SANITIZE void cgc__scan_range(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) 
     for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
         uintptr_t v = __atomic_load_n((uintptr_t *)a, __ATOMIC_RELAXED);
         if (unlikely(w->checkmark)) w->src_word = a;
-        shade_inline(w, v);
+        shade_candidate(w, v);
     }
     w->scan_work += hi > lo ? hi - lo : 0;
 }
@@ -81,7 +137,7 @@ CGC_NO_SANITIZE static void scan_typed(cgc_gcwork *w, uintptr_t user, size_t siz
             size_t off = e + type->offsets[i];
             if (off < from) continue;
             if (off >= to || off + sizeof(uintptr_t) > size) break;
-            shade_inline(w, __atomic_load_n((uintptr_t *)(user + off), __ATOMIC_RELAXED));
+            shade_candidate(w, __atomic_load_n((uintptr_t *)(user + off), __ATOMIC_RELAXED));
         }
     }
     w->scan_work += to > from ? to - from : 0;
@@ -210,6 +266,10 @@ void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
             count++;
         }
         if (count == 0) {
+            if (w->cand_n) { /* the pending candidates may grey more */
+                cgc__shade_pending(w);
+                continue;
+            }
             if (!cgc__mark_root_job(w)) break;
             /* a root shard is 256 KiB: look at the clock after each one */
             if (budget && w->scan_work - start_work >= budget) break;
@@ -227,6 +287,7 @@ void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
         }
     }
     w->deadline = 0;
+    cgc__shade_pending(w);
     while (count) { /* stopped early: the prefetched entries stay grey */
         cgc__gcwork_push(w, ring[head]);
         head = (head + 1) % PREFETCH_RING;
