@@ -42,8 +42,9 @@ static NOINLINE void mark_new_object(cgc_mcache *c, cgc_span *s, uint32_t idx) {
 
 static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc);
 
-/* Hands out slot idx of s (alloc bit, zeroing, counting, colour). */
-static ALWAYS_INLINE void *take_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx, bool dirty) {
+/* Claims slot idx of s: alloc bit, counting, colour.  Inside cgc.  Shared
+ * by the general path (take_slot) and the frameless fast path. */
+static ALWAYS_INLINE void *claim_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx) {
     /* While marking the slot is already black (pre-marked when the span
      * entered the cache or the mark started: cache.c), so a marker that
      * finds the slot allocated finds it black and never scans it
@@ -53,10 +54,15 @@ static ALWAYS_INLINE void *take_slot(cgc_thread *t, cgc_span *s, unsigned spc, u
     CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
     CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
     set_bit(s->alloc_bits, idx);
-    uintptr_t obj = s->base + idx * s->elemsize;
-    if (dirty) memset((void *)obj, 0, s->elemsize);
     t->cache.nmalloc[spc]++;
-    return (void *)obj;
+    return (void *)(s->base + idx * s->elemsize);
+}
+
+/* Hands out slot idx of s, zeroed if the span may be dirty. */
+static ALWAYS_INLINE void *take_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx, bool dirty) {
+    void *obj = claim_slot(t, s, spc, idx);
+    if (dirty) memset(obj, 0, s->elemsize);
+    return obj;
 }
 
 /* The fast path.  Inside cgc (t->in_cgc set by the caller). */
@@ -208,13 +214,7 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
         s->freeindex = idx + 1;
         zero = s->needzero ? s->elemsize : 0;
     }
-    CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
-    CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
-    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__bit(s->mark_bits, idx));
-    set_bit(s->alloc_bits, idx);
-    void *obj = (void *)(s->base + idx * s->elemsize);
-    if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize; /* already black */
-    t->cache.nmalloc[spc]++;
+    void *obj = claim_slot(t, s, spc, idx);
     if (zero) return alloc_fast_zero(t, prev, obj, zero);
     atomic_signal_fence(SEQ_CST);
     t->in_cgc = prev;

@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,30 @@ static TEST_UNUSED cgc_stats get_stats(void)
     memset(&s, 0, sizeof s);
     cgc_read_stats(&s);
     return s;
+}
+
+/* Lets the program's threads run until `target` more cycles have completed,
+ * `limit` seconds have passed, or *bad (if given) becomes nonzero.  In soak
+ * mode, progress(cycles, heap bytes) is called about every 30 s if given.
+ * Returns the cycles completed. */
+static TEST_UNUSED uint64_t run_cycles(long target, double limit, atomic_ulong *bad,
+                                       void (*progress)(uint64_t cycles, uint64_t heap))
+{
+    cgc_stats s0 = get_stats();
+    double t0 = now_sec(), last_print = t0;
+    uint64_t cycles = 0;
+    for (;;) {
+        sleep_ms(20);
+        cgc_stats s = get_stats();
+        cycles = s.num_gc - s0.num_gc;
+        double now = now_sec();
+        if (cycles >= (uint64_t)target || now - t0 > limit || (bad && atomic_load(bad) > 0))
+            return cycles;
+        if (progress && test_soak() && now - last_print > 30) {
+            progress(cycles, s.heap_alloc);
+            last_print = now;
+        }
+    }
 }
 
 /* -------------------------------------------------- pointers, memory -- */

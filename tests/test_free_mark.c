@@ -109,18 +109,11 @@ int main(void)
 
     long target = scaled(150, 40, 20000);
     double limit = (double)scaled(60, 60, 3000);
-    cgc_stats s0 = get_stats();
     double t0 = now_sec();
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++)
         CHECK(pthread_create(&t[i], NULL, mutator, (void *)(intptr_t)i) == 0);
-    uint64_t cycles = 0;
-    for (;;) {
-        sleep_ms(20);
-        cgc_stats s = get_stats();
-        cycles = s.num_gc - s0.num_gc;
-        if (cycles >= (uint64_t)target || now_sec() - t0 > limit || atomic_load(&damaged)) break;
-    }
+    uint64_t cycles = run_cycles(target, limit, &damaged, NULL);
     atomic_store(&stop, 1);
     for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
     for (int e = 0; e < EXCHANGE; e++)

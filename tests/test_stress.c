@@ -210,6 +210,13 @@ static void *mutator(void *arg)
     return NULL;
 }
 
+static void soak_progress(uint64_t cycles, uint64_t heap)
+{
+    printf("  ... %llu cycles, %lu nodes checked, heap %.1f MiB\n", (unsigned long long)cycles,
+           atomic_load(&nodes_checked), heap / 1048576.0);
+    fflush(stdout);
+}
+
 int main(void)
 {
     cgc_init();
@@ -228,23 +235,7 @@ int main(void)
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++)
         CHECK(pthread_create(&t[i], NULL, mutator, (void *)(intptr_t)i) == 0);
-    uint64_t cycles = 0;
-    double last_print = t0;
-    for (;;) {
-        sleep_ms(20);
-        cgc_stats s = get_stats();
-        cycles = s.num_gc - s0.num_gc;
-        double now = now_sec();
-        if (cycles >= (uint64_t)target || now - t0 > limit || atomic_load(&bad_nodes) > 0)
-            break;
-        if (test_soak() && now - last_print > 30) {
-            printf("  ... %llu cycles, %lu nodes checked, heap %.1f MiB\n",
-                   (unsigned long long)cycles, atomic_load(&nodes_checked),
-                   s.heap_alloc / 1048576.0);
-            fflush(stdout);
-            last_print = now;
-        }
-    }
+    uint64_t cycles = run_cycles(target, limit, &bad_nodes, soak_progress);
     atomic_store(&stop, 1);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
