@@ -67,7 +67,7 @@ static inline uint64_t bench_now_ns(void)
 #define B_IS_GC 1
 #define B_INIT() cgc_init()
 #define B_MALLOC(n) cgc_malloc(n)
-#define B_MALLOC_ATOMIC(n) cgc_malloc_atomic(n)
+#define B_MALLOC_ATOMIC(n) cgc_malloc_atomic_uninit(n) /* as GC_MALLOC_ATOMIC: not zeroed */
 #define B_FREE(p) cgc_free(p)
 #define B_STORE(slot, v) CGC_STORE(slot, v)
 

@@ -109,6 +109,14 @@ CGC_API CGC_MALLOC_ATTR void *cgc_malloc(size_t size);
  * tiny allocator); they are 1-, 2-, 4- or 8-byte aligned as their size allows. */
 CGC_API CGC_MALLOC_ATTR void *cgc_malloc_atomic(size_t size);
 
+/* Like cgc_malloc_atomic, but the contents are unspecified, as malloc's:
+ * the memory may hold what an object freed earlier left there.  The
+ * collector never reads it, so old data cannot keep anything alive; this
+ * spares the zeroing when the caller writes the whole object anyway (a
+ * malloc replacement, a buffer about to be filled).  Objects under 16 bytes
+ * come from cgc_malloc_atomic (zeroed). */
+CGC_API CGC_MALLOC_ATTR void *cgc_malloc_atomic_uninit(size_t size);
+
 /* n * size bytes, zeroed and scanned; NULL with ENOMEM if n * size overflows. */
 CGC_API CGC_MALLOC_ATTR void *cgc_calloc(size_t n, size_t size);
 

@@ -1,9 +1,28 @@
 /*
- * cache.c — mcache: a thread's own spans, one per span class, so that the
- * allocation fast path (malloc.c) takes no lock and no atomic
- * read-modify-write.  Slots freed by the owner go on the span's local free
- * list; slots freed by other threads arrive on the span's remote list and
- * are taken here when the span runs dry.
+ * cache.c — mcache: a thread's own spans, so that the allocation fast path
+ * (malloc.c) takes no lock and no atomic read-modify-write.
+ *
+ * Per span class the cache has one current span, which the fast path
+ * allocates from, and owned spans: spans that were current before and ran
+ * dry, kept (up to CACHE_OWNED_MAX per thread) instead of going back to
+ * mcentral.  A span has one owner at a time (s->owner).  The owner frees
+ * into any span it owns without atomics: the slot goes on the span's local
+ * free list, and an owned span that gains a slot moves to the class's
+ * owned_partial list, the first place a refill looks.  Slots freed by
+ * other threads arrive on the span's remote list; the freer that makes the
+ * list non-empty sets the class's bit in the owner's remote_hint, and a
+ * refill that finds no partial span scans the owned spans of a hinted
+ * class.  So a program that frees what it allocated (a malloc
+ * replacement) reuses its slots in LIFO order without touching mcentral,
+ * as mimalloc's thread-owned pages do.
+ *
+ * Owned spans do not outlive a cycle: mark termination flushes them with
+ * the current ones (sweeping sees only mcentral), so ownership is
+ * rebuilt after each cycle.
+ *
+ * Heap accounting (cgc__pacer.heap_live): a current span counts whole (its
+ * free slots are reserved for this thread); an owned span that is not
+ * current counts its allocated slots only, as a span in mcentral does.
  */
 #include "internal.h"
 
@@ -17,10 +36,13 @@ void cgc__cache_init(cgc_mcache *c) {
 }
 
 /* Takes the slots other threads freed in s (owner only).  Returns true if
- * that made a slot available. */
-static bool take_remote_frees(cgc_mcache *c, cgc_span *s) {
-    void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQUIRE);
-    bool any = false;
+ * that made a slot available.  A current span counts whole in heap_live
+ * already; an owned span that is not current counts allocated slots only,
+ * so its freed slots leave the count here. */
+static bool take_remote_frees(cgc_mcache *c, cgc_span *s, bool current) {
+    /* acq_rel: pairs with the freer's CAS (see cgc__central_cache_span) */
+    void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQ_REL);
+    uint32_t n = 0;
     while (r) {
         void *next = *(void **)r;
         uint32_t idx = cgc__obj_index(s, (uintptr_t)r);
@@ -32,15 +54,18 @@ static bool take_remote_frees(cgc_mcache *c, cgc_span *s) {
             *(void **)r = s->local_free;
             s->local_free = r;
         } /* else: next_free_slow finds it in the bitmap */
-        c->nfree++;
-        any = true;
+        n++;
         r = next;
     }
-    if (any) {
-        s->alloc_cache = 0; /* rescan from freeindex */
-        s->needzero = 1;
+    if (!n) return false;
+    c->nfree += n;
+    s->alloc_cache = 0; /* rescan from freeindex */
+    s->needzero = 1;
+    if (!current) {
+        s->alloc_count -= n;
+        c->live_delta -= (int64_t)n * (int64_t)s->elemsize;
     }
-    return any;
+    return true;
 }
 
 /* Allocate-black by pre-marking (invariant beside cgc_span): a span
@@ -93,46 +118,156 @@ static void merge_black(cgc_mcache *c) {
     c->black_bytes = 0;
 }
 
+/* How far a thread's heap_live balance may drift before it is published
+ * (heap_alloc in cgc_read_stats lags by at most this per thread). */
+#define LIVE_MERGE_BYTES ((int64_t)64 << 10)
+
+static void merge_live_delta(cgc_mcache *c) {
+    if (!c->live_delta) return;
+    /* two's complement: adding the negative delta as unsigned subtracts */
+    atomic_fetch_add_explicit(&cgc__pacer.heap_live, (uint64_t)c->live_delta, RELAXED);
+    c->live_delta = 0;
+}
+
+/* The current span of spc ran dry: it becomes an owned span (or goes back
+ * to mcentral when the cache owns enough).  Its free slots, if any (a
+ * span given up early), stop counting in heap_live. */
+static void retire_current(cgc_mcache *c, unsigned spanclass, cgc_span *s) {
+    unpreblacken(s);
+    c->alloc[spanclass] = &cgc__empty_span;
+    if (c->nowned >= CACHE_OWNED_MAX) {
+        uint64_t unused = (uint64_t)(s->nelems - cgc__span_count_alloc(s)) * s->elemsize;
+        cgc__central_uncache_span(s);
+        atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
+        return;
+    }
+    /* A span runs dry only when full: every free slot below freeindex is
+     * on local_free, and the bitmap scan found none from freeindex on.
+     * So it joins the owned full spans, and nothing leaves heap_live. */
+    CGC_ASSERT(s->local_free == NULL && s->freeindex == s->nelems);
+    CGC_ASSERT(cgc__span_count_alloc(s) == s->nelems);
+    s->alloc_cache = 0;
+    s->alloc_count = s->nelems;
+    cgc__list_push(&c->owned_full[spanclass], s);
+    c->nowned++;
+}
+
+/* An owned span of spc with a free slot, off its list, or NULL.  Owned
+ * full spans are looked at only when another thread freed into one of
+ * this class (the remote hint). */
+static cgc_span *take_owned(cgc_mcache *c, unsigned spanclass) {
+    cgc_span *s = c->owned_partial[spanclass].head;
+    if (!s) {
+        atomic_u64 *hint = &c->remote_hint[spanclass / 64];
+        uint64_t bit = 1ull << (spanclass % 64);
+        if (!(atomic_load_explicit(hint, RELAXED) & bit)) return NULL;
+        /* cleared before the scan: a free that lands after the scan
+         * passed its span sets the bit again.  Acquire: pairs with the
+         * freer's release OR, so its push is visible to the scan. */
+        atomic_fetch_and_explicit(hint, ~bit, ACQUIRE);
+        cgc_span_list *full = &c->owned_full[spanclass];
+        for (cgc_span *f = full->head, *next; f; f = next) {
+            next = f->next;
+            if (atomic_load_explicit(&f->remote_free, RELAXED) && take_remote_frees(c, f, false)) {
+                cgc__list_remove(full, f);
+                cgc__list_push(&c->owned_partial[spanclass], f);
+            }
+        }
+        s = c->owned_partial[spanclass].head;
+        if (!s) return NULL;
+    }
+    take_remote_frees(c, s, false);
+    cgc__list_remove(&c->owned_partial[spanclass], s);
+    c->nowned--;
+    return s;
+}
+
+void cgc__cache_free_owned(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx) {
+    CGC_ASSERT(!s->preblack && idx < s->freeindex);
+    _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
+    atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
+    *(void **)obj = s->local_free;
+    s->local_free = obj;
+    s->needzero = 1;
+    s->alloc_count--;
+    c->live_delta -= (int64_t)s->elemsize;
+    if (c->live_delta <= -LIVE_MERGE_BYTES) merge_live_delta(c);
+    c->nfree++;
+    cgc_span_list *full = &c->owned_full[s->spanclass];
+    if (s->list == full) {
+        cgc__list_remove(full, s);
+        cgc__list_push(&c->owned_partial[s->spanclass], s);
+    }
+}
+
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
     cgc_span *s = c->alloc[spanclass];
     if (s != &cgc__empty_span) {
-        if (take_remote_frees(c, s)) return true;
-        uint64_t unused = (uint64_t)(s->nelems - cgc__span_count_alloc(s)) * s->elemsize;
-        unpreblacken(s);
-        cgc__central_uncache_span(s);
-        atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
-        c->alloc[spanclass] = &cgc__empty_span;
+        if (take_remote_frees(c, s, true)) return true;
+        retire_current(c, spanclass, s);
     }
     /* Proportional sweeping: each refill while a sweep is pending sweeps
      * one span of any class, so sweep completes well before the next
      * trigger even without the background sweeper. */
     if (atomic_load_explicit(&cgc__sweep_pages_left, RELAXED)) cgc__sweep_one();
 
-    s = cgc__central_cache_span(spanclass);
-    if (!s) return false;
+    s = take_owned(c, spanclass);
+    bool from_central = s == NULL;
+    if (from_central) {
+        s = cgc__central_cache_span(spanclass, c);
+        if (!s) {
+            merge_live_delta(c);
+            return false;
+        }
+    }
     /* no mark can start or end while this thread is inside cgc */
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) preblacken(s);
     uint64_t bytes = (uint64_t)(s->nelems - s->alloc_count) * s->elemsize;
-    atomic_fetch_add_explicit(&cgc__pacer.heap_live, bytes, RELAXED);
+    c->live_delta += (int64_t)bytes;
     c->alloc[spanclass] = s;
-    merge_class(c, spanclass);
-    merge_black(c);
-    cgc__gc_maybe_trigger();
+    /* The shared counters take atomic adds: after a span from mcentral
+     * (the heap may be growing), else once the thread's own balance has
+     * moved by LIVE_MERGE_BYTES.  An owned span with one free slot can be
+     * refilled once per object; that must not cost three atomic adds. */
+    if (from_central || c->live_delta >= LIVE_MERGE_BYTES || c->live_delta <= -LIVE_MERGE_BYTES) {
+        merge_live_delta(c);
+        merge_class(c, spanclass);
+        merge_black(c);
+        cgc__gc_maybe_trigger();
+    }
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED) && cgc__self)
         cgc__assist(cgc__self, bytes);
     return true;
 }
 
+/* Gives an owned list back to mcentral. */
+static void flush_owned_list(cgc_mcache *c, cgc_span_list *l) {
+    for (cgc_span *s; (s = l->head) != NULL;) {
+        cgc__list_remove(l, s);
+        c->nowned--;
+        cgc__central_uncache_span(s);
+    }
+}
+
 void cgc__cache_flush(cgc_mcache *c) {
     for (size_t i = 0; i < NUM_CENTRALS; i++) {
         cgc_span *s = c->alloc[i];
-        if (s == &cgc__empty_span) continue;
-        uint64_t unused = (uint64_t)(s->nelems - cgc__span_count_alloc(s)) * s->elemsize;
-        unpreblacken(s);
-        cgc__central_uncache_span(s);
-        atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
-        c->alloc[i] = &cgc__empty_span;
+        if (s != &cgc__empty_span) {
+            uint64_t unused = (uint64_t)(s->nelems - cgc__span_count_alloc(s)) * s->elemsize;
+            unpreblacken(s);
+            cgc__central_uncache_span(s);
+            atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
+            c->alloc[i] = &cgc__empty_span;
+        }
+        if (c->nowned) {
+            flush_owned_list(c, &c->owned_partial[i]);
+            flush_owned_list(c, &c->owned_full[i]);
+        }
     }
+    CGC_ASSERT(c->nowned == 0);
+    for (size_t w = 0; w < sizeof c->remote_hint / sizeof c->remote_hint[0]; w++)
+        atomic_store_explicit(&c->remote_hint[w], 0, RELAXED);
+    merge_live_delta(c);
     c->tiny = 0;
     c->tiny_offset = 0;
     cgc__cache_merge_stats(c);

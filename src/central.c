@@ -16,25 +16,13 @@ void cgc__central_init(void) {
 }
 
 static void list_push(cgc_span_list *l, cgc_span *s) {
-    CGC_ASSERT(s->list == NULL);
-    s->prev = NULL;
-    s->next = l->head;
-    if (l->head) l->head->prev = s;
-    l->head = s;
-    l->n++;
-    s->list = l;
+    cgc__list_push(l, s);
     s->where = WHERE_LIST;
 }
 
 static void list_remove(cgc_span_list *l, cgc_span *s) {
-    CGC_ASSERT(s->list == l);
-    if (s->prev) s->prev->next = s->next;
-    else l->head = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-    s->list = NULL;
+    cgc__list_remove(l, s);
     s->where = WHERE_NONE;
-    l->n--;
 }
 
 static cgc_span *list_pop(cgc_span_list *l) {
@@ -121,7 +109,7 @@ cgc_span *cgc__central_take_unswept(unsigned spanclass) {
 
 /* Slots other threads freed while s sat in mcentral (caller owns s). */
 static uint32_t take_remote_frees(cgc_span *s) {
-    void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQUIRE);
+    void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQ_REL);
     uint32_t n = 0;
     for (; r; r = *(void **)r, n++) {
         uint32_t idx = cgc__obj_index(s, (uintptr_t)r);
@@ -151,7 +139,7 @@ void cgc__central_note_remote_free(cgc_span *s) {
     cgc__unlock(&c->lock);
 }
 
-cgc_span *cgc__central_cache_span(unsigned spanclass) {
+cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
     cgc_central *c = &cgc__central[spanclass];
     cgc_span *s = NULL;
     pthread_rwlock_rdlock(&cgc__sweep_fork_lock);
@@ -159,8 +147,13 @@ cgc_span *cgc__central_cache_span(unsigned spanclass) {
     uint32_t sg = atomic_load_explicit(&cgc__sweepgen, ACQUIRE);
     unsigned sw = swept_index(sg), un = 1 - sw;
     while ((s = list_pop(&c->partial[sw])) != NULL) {
+        /* owner first, then the remote list (acq_rel, pairing with the
+         * freer's CAS in cgc_free): a free pushed after this exchange
+         * sees the owner and leaves its hint there */
+        atomic_store_explicit(&s->owner, owner, RELAXED);
         take_remote_frees(s);
         if (s->alloc_count < s->nelems) break;
+        atomic_store_explicit(&s->owner, NULL, RELAXED);
         list_push(&c->full[sw], s);
     }
     /* On-demand sweeping: unswept spans of this class before the heap
@@ -190,12 +183,14 @@ cgc_span *cgc__central_cache_span(unsigned spanclass) {
     }
     CGC_ASSERT(s->where != WHERE_CACHED && s->list == NULL); /* one owner at a time */
     s->where = WHERE_CACHED;
+    atomic_store_explicit(&s->owner, owner, RELAXED);
     return s;
 }
 
 void cgc__central_uncache_span(cgc_span *s) {
-    CGC_ASSERT(s->where == WHERE_CACHED);
+    CGC_ASSERT(s->where == WHERE_CACHED && s->list == NULL);
     s->where = WHERE_NONE;
+    atomic_store_explicit(&s->owner, NULL, RELAXED);
     /* the bitmap is exact: the next owner scans it from the start, finding
      * the slots freed below the old freeindex (the local list is dropped) */
     s->local_free = NULL;

@@ -196,13 +196,17 @@ typedef struct cgc_span {
     uint64_t alloc_cache;
     void *local_free;
     _Atomic(void *) remote_free; /* cgc_free from other threads: a stack */
+    /* the cache that owns the span (current or owned, cache.c), NULL when
+     * in mcentral or in transit.  Written by the owner (or, world
+     * stopped, the coordinator); read by any thread in cgc_free. */
+    _Atomic(struct cgc_mcache *) owner;
 
     /* large typed objects */
     const cgc_type *type;
     size_t user_size;
 
-    struct cgc_span *next, *prev; /* mcentral list, or free struct list */
-    void *list;                   /* the mcentral list it is on, or NULL */
+    struct cgc_span *next, *prev; /* mcentral or owned list, or free struct list */
+    void *list;                   /* the span list it is on, or NULL */
 
     _Atomic uint64_t alloc_bits[16];
     _Atomic uint64_t mark_bits[16];
@@ -295,6 +299,28 @@ typedef struct cgc_span_list {
     size_t n;
 } cgc_span_list;
 
+/* Doubly linked span lists (mcentral's and a cache's owned spans): link
+ * only; the caller keeps s->where. */
+static inline void cgc__list_push(cgc_span_list *l, cgc_span *s) {
+    CGC_ASSERT(s->list == NULL);
+    s->prev = NULL;
+    s->next = l->head;
+    if (l->head) l->head->prev = s;
+    l->head = s;
+    l->n++;
+    s->list = l;
+}
+
+static inline void cgc__list_remove(cgc_span_list *l, cgc_span *s) {
+    CGC_ASSERT(s->list == l);
+    if (s->prev) s->prev->next = s->next;
+    else l->head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->list = NULL;
+    l->n--;
+}
+
 /* Per span class.  partial[]/full[] are indexed by sweepgen parity:
  * [sg/2 % 2] holds swept spans, the other unswept ones; advancing sg by 2
  * turns every swept set into an unswept one without touching a span. */
@@ -306,8 +332,9 @@ typedef struct cgc_central {
 } cgc_central;
 extern cgc_central cgc__central[NUM_CENTRALS] CGC_INTERNAL;
 void cgc__central_init(void);
-/* A swept span with at least one free slot, for a thread's cache. */
-cgc_span *cgc__central_cache_span(unsigned spanclass);
+/* A swept span with at least one free slot, for cache c (its owner). */
+struct cgc_mcache;
+cgc_span *cgc__central_cache_span(unsigned spanclass, struct cgc_mcache *c);
 /* Gives back a span a cache held (any thread; world may be stopped). */
 void cgc__central_uncache_span(cgc_span *s);
 /* Puts a swept span on its class's list (partial or full). */
@@ -328,8 +355,12 @@ void cgc__central_remove_locked(cgc_central *c, cgc_span *s);
 
 extern cgc_span cgc__empty_span CGC_INTERNAL; /* a full span that never refills */
 
-/* Per thread: one span per span class; the fast path reads it without
- * locks or atomic read-modify-writes. */
+/* Per thread: one current span per span class, which the fast path reads
+ * without locks or atomic read-modify-writes, and up to CACHE_OWNED_MAX
+ * more spans the thread owns (owned spans, cache.c): spans it allocated
+ * from before, kept so that its frees into them stay local and the slots
+ * come back to it warm. */
+#define CACHE_OWNED_MAX 512
 typedef struct cgc_mcache {
     cgc_span *alloc[NUM_CENTRALS];
     uintptr_t tiny;        /* current tiny block, 0 if none */
@@ -341,14 +372,23 @@ typedef struct cgc_mcache {
     /* bytes allocated black during this mark; added to the pacer's count
      * at each refill and flush (every cache is flushed at mark termination) */
     uint64_t black_bytes;
-    int64_t live_delta;    /* bytes freed locally (negative) since the last merge */
+    int64_t live_delta;    /* bytes freed into owned spans (negative) since the last merge */
+    /* owned spans, not current: with a free slot known / without */
+    cgc_span_list owned_partial[NUM_CENTRALS];
+    cgc_span_list owned_full[NUM_CENTRALS];
+    uint32_t nowned;
+    /* classes where another thread freed into an owned span (a hint set by
+     * the freer on the empty -> non-empty transition of a remote list) */
+    atomic_u64 remote_hint[(NUM_CENTRALS + 63) / 64];
 } cgc_mcache;
 
 void cgc__cache_init(cgc_mcache *c);
 /* Replaces c->alloc[spc] with a span that has a free slot; false on OOM. */
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass);
-/* Hands every cached span back (thread exit, mark termination). */
+/* Hands every cached and owned span back (thread exit, mark termination). */
 void cgc__cache_flush(cgc_mcache *c);
+/* cgc_free by the owner of s, which is not its current span. */
+void cgc__cache_free_owned(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx);
 void cgc__cache_merge_stats(cgc_mcache *c);
 /* Mark start (world stopped): pre-marks the free slots of every span c
  * holds (the allocate-black invariant above cgc_span). */

@@ -40,7 +40,7 @@ static NOINLINE void mark_new_object(cgc_mcache *c, cgc_span *s, uint32_t idx) {
     c->black_bytes += s->elemsize;
 }
 
-static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc);
+static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc, bool zero);
 
 /* Claims slot idx of s: alloc bit, counting, colour.  Inside cgc.  Shared
  * by the general path (take_slot) and the frameless fast path. */
@@ -65,43 +65,44 @@ static ALWAYS_INLINE void *take_slot(cgc_thread *t, cgc_span *s, unsigned spc, u
     return obj;
 }
 
-/* The fast path.  Inside cgc (t->in_cgc set by the caller). */
-static ALWAYS_INLINE void *small_alloc(cgc_thread *t, unsigned spc) {
+/* The fast path.  Inside cgc (t->in_cgc set by the caller).  zero is
+ * false only for cgc_malloc_atomic_uninit (noscan: old data is harmless). */
+static ALWAYS_INLINE void *small_alloc(cgc_thread *t, unsigned spc, bool zero) {
     cgc_span *s = t->cache.alloc[spc];
     void *f = s->local_free;
     if (f) {
         s->local_free = *(void **)f;
-        return take_slot(t, s, spc, cgc__obj_index(s, (uintptr_t)f), true);
+        return take_slot(t, s, spc, cgc__obj_index(s, (uintptr_t)f), zero);
     }
     uint64_t cache = s->alloc_cache;
-    if (unlikely(cache == 0)) return small_alloc_slow(t, spc);
+    if (unlikely(cache == 0)) return small_alloc_slow(t, spc, zero);
     unsigned tz = (unsigned)__builtin_ctzll(cache);
     uint32_t idx = s->freeindex + tz;
     s->alloc_cache = (cache >> tz) >> 1;
     s->freeindex = idx + 1;
-    return take_slot(t, s, spc, idx, s->needzero);
+    return take_slot(t, s, spc, idx, zero && s->needzero);
 }
 
-static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc) {
+static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc, bool zero) {
     /* A refill may wait for a mark to end (the overshoot bound), and mark
      * termination empties every cache: look at the cache again each time. */
     for (int tries = 0;; tries++) {
         cgc_span *s = t->cache.alloc[spc];
-        if (s->local_free) return small_alloc(t, spc);
+        if (s->local_free) return small_alloc(t, spc, zero);
         int64_t idx = s == &cgc__empty_span ? -1 : cgc__span_next_free_slow(s);
-        if (idx >= 0) return take_slot(t, s, spc, (uint32_t)idx, s->needzero);
+        if (idx >= 0) return take_slot(t, s, spc, (uint32_t)idx, zero && s->needzero);
         if (tries > 100) cgc__fatal("no free slot in class %u after %d refills", spc, tries);
         if (!cgc__cache_refill(&t->cache, spc)) return NULL;
     }
 }
 
-static void *large_alloc(cgc_thread *t, size_t size, unsigned kind, const cgc_type *type) {
+static void *large_alloc(cgc_thread *t, size_t size, unsigned kind, const cgc_type *type, bool zero) {
     uintptr_t npages = (size + CGC_PAGE_SIZE - 1) >> CGC_PAGE_SHIFT;
     cgc_span *s = cgc__heap_alloc_span(npages, kind);
     if (!s) return NULL;
     s->type = type;
     s->user_size = size;
-    if (s->needzero) memset((void *)s->base, 0, s->elemsize);
+    if (zero && s->needzero) memset((void *)s->base, 0, s->elemsize);
     set_bit(s->alloc_bits, 0);
     s->alloc_count = 1;
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) mark_new_object(&t->cache, s, 0);
@@ -139,17 +140,24 @@ static NOINLINE void *alloc_failed(size_t size, void *(*retry)(size_t, const voi
     return NULL;
 }
 
-/* One allocation of `size` bytes of span kind `kind`; NULL if out of memory. */
+/* cgc_malloc_atomic_uninit: KIND_NOSCAN without zeroing (not a span kind:
+ * a flag beside it on the way through the general path). */
+#define ALLOC_UNINIT 4u
+
+/* One allocation of `size` bytes of span kind `kind` (| ALLOC_UNINIT);
+ * NULL if out of memory. */
 static ALWAYS_INLINE void *alloc_kind(size_t size, unsigned kind, const cgc_type *type) {
     cgc_thread *t = self_thread();
     sig_atomic_t prev = cgc__enter(t);
+    bool zero = !(kind & ALLOC_UNINIT);
+    kind &= ~ALLOC_UNINIT;
     void *p;
     if (likely(size <= CGC_MAX_SMALL_SIZE)) {
-        p = small_alloc(t, cgc__size_class(size) * SPAN_KINDS + kind);
+        p = small_alloc(t, cgc__size_class(size) * SPAN_KINDS + kind, zero);
     } else if (size > CGC_MAX_ALLOC) {
         p = NULL; /* more than the address space can hold */
     } else {
-        p = large_alloc(t, size, kind, type);
+        p = large_alloc(t, size, kind, type, zero);
     }
     cgc__leave(t, prev);
     return p;
@@ -157,13 +165,15 @@ static ALWAYS_INLINE void *alloc_kind(size_t size, unsigned kind, const cgc_type
 
 static void *retry_scan(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_SCAN, NULL); }
 static void *retry_noscan(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_NOSCAN, NULL); }
+static void *retry_uninit(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_NOSCAN | ALLOC_UNINIT, NULL); }
 
 /* Everything the fast path below does not handle: a thread's first
  * allocation, sizes over 1 KiB, an empty allocCache (bitmap scan, refill,
  * pacing), large objects, out of memory. */
 static NOINLINE void *alloc_general(size_t size, unsigned kind) {
     void *p = alloc_kind(size, kind, NULL);
-    if (unlikely(!p)) return alloc_failed(size, kind == KIND_SCAN ? retry_scan : retry_noscan, NULL);
+    if (unlikely(!p))
+        return alloc_failed(size, kind == KIND_SCAN ? retry_scan : kind == KIND_NOSCAN ? retry_noscan : retry_uninit, NULL);
     return p;
 }
 
@@ -189,9 +199,11 @@ static NOINLINE void *alloc_fast_stopped(cgc_thread *t, void *obj) {
  * stack frame on the common path: every other case leaves through a tail
  * call (zeroing, a stop that arrived, an empty allocCache). */
 static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
+    const bool zeroing = !(kind & ALLOC_UNINIT);
+    const unsigned spkind = kind & ~ALLOC_UNINIT;
     cgc_thread *t = cgc__self;
     if (unlikely(t == NULL || size > CGC_SMALL_SIZE_MAX)) return alloc_general(size, kind);
-    unsigned spc = cgc__class8[(size + 7) >> 3] * SPAN_KINDS + kind;
+    unsigned spc = cgc__class8[(size + 7) >> 3] * SPAN_KINDS + spkind;
     sig_atomic_t prev = cgc__enter(t);
     /* the cache is read only inside cgc: mark termination empties it */
     cgc_span *s = t->cache.alloc[spc];
@@ -201,7 +213,7 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
     if (f) {
         s->local_free = *(void **)f;
         idx = cgc__obj_index(s, (uintptr_t)f);
-        zero = s->elemsize;
+        zero = zeroing ? s->elemsize : 0;
     } else {
         uint64_t cache = s->alloc_cache;
         if (unlikely(cache == 0)) {
@@ -212,7 +224,7 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
         idx = s->freeindex + tz;
         s->alloc_cache = (cache >> tz) >> 1;
         s->freeindex = idx + 1;
-        zero = s->needzero ? s->elemsize : 0;
+        zero = zeroing && s->needzero ? s->elemsize : 0;
     }
     void *obj = claim_slot(t, s, spc, idx);
     if (zero) return alloc_fast_zero(t, prev, obj, zero);
@@ -247,7 +259,7 @@ static void *tiny_alloc(size_t size) {
             if (!cgc__bit(s->mark_bits, idx)) mark_new_object(c, s, idx);
         }
     } else {
-        p = small_alloc(t, TINY_SPAN_CLASS);
+        p = small_alloc(t, TINY_SPAN_CLASS, true);
         if (p) {
             c->tiny = (uintptr_t)p;
             c->tiny_offset = (uint32_t)size;
@@ -267,6 +279,11 @@ void *cgc_malloc_atomic(size_t size) {
         return p;
     }
     return alloc_fast(size, KIND_NOSCAN);
+}
+
+void *cgc_malloc_atomic_uninit(size_t size) {
+    if (size > 0 && size < TINY_BLOCK) return cgc_malloc_atomic(size);
+    return alloc_fast(size, KIND_NOSCAN | ALLOC_UNINIT);
 }
 
 void *cgc_calloc(size_t n, size_t size) {
@@ -309,11 +326,11 @@ static void *typed_alloc(size_t size, const cgc_type *type) {
     sig_atomic_t prev = cgc__enter(t);
     if (size > CGC_MAX_SMALL_SIZE - TYPED_HEADER) {
         /* large: the type and size live in the span, no header */
-        void *p = size > CGC_MAX_ALLOC ? NULL : large_alloc(t, size, KIND_TYPED, type);
+        void *p = size > CGC_MAX_ALLOC ? NULL : large_alloc(t, size, KIND_TYPED, type, true);
         cgc__leave(t, prev);
         return p;
     }
-    uintptr_t *obj = small_alloc(t, cgc__size_class(size + TYPED_HEADER) * SPAN_KINDS + KIND_TYPED);
+    uintptr_t *obj = small_alloc(t, cgc__size_class(size + TYPED_HEADER) * SPAN_KINDS + KIND_TYPED, true);
     if (obj) {
         /* the header is written before the thread can be stopped, size
          * before type (mark.c reads the type, then the size) */
@@ -436,12 +453,13 @@ void cgc_free(void *p) {
     if (s->kind != KIND_NOSCAN) cgc__barrier_release((void *)obj, s->elemsize);
 
     sig_atomic_t prev = cgc__enter(t);
+    cgc_mcache *c = &t->cache;
     if (!s->sizeclass) {
         free_large(t, s, p);
     } else if (t->cache.alloc[s->spanclass] == s) {
-        /* our own cached span: the slot is reusable at once.  While a mark
-         * runs the span is pre-marked; the freed slot joins the pre-marked
-         * free slots (black when handed out again). */
+        /* our own current span: the slot is reusable at once.  While a
+         * mark runs the span is pre-marked; the freed slot joins the
+         * pre-marked free slots (black when handed out again). */
         if (s->preblack) atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
         _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
         atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
@@ -452,7 +470,11 @@ void cgc_free(void *p) {
             s->alloc_cache = 0; /* the bitmap scan will see the slot */
         }
         s->needzero = 1;
-        t->cache.nfree++;
+        c->nfree++;
+    } else if (atomic_load_explicit(&s->owner, RELAXED) == c) {
+        /* a span we own (only we make ourselves its owner, and we are
+         * here): a local free too */
+        cgc__cache_free_owned(c, s, (void *)obj, idx);
     } else {
         /* another thread's span, or one in mcentral: a remote free */
         uintptr_t *words = (uintptr_t *)obj;
@@ -468,10 +490,18 @@ void cgc_free(void *p) {
             words[1] = cookie;
         }
         void *head = atomic_load_explicit(&s->remote_free, RELAXED);
+        /* acq_rel: an owner that takes the list before this push made
+         * itself the owner first, and the acquire makes that visible to
+         * the owner load below (cgc__central_cache_span) */
         do {
             words[0] = (uintptr_t)head;
-        } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &head, (void *)obj, RELEASE, RELAXED));
-        if (!head && s->where == WHERE_LIST) cgc__central_note_remote_free(s);
+        } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &head, (void *)obj, ACQ_REL, RELAXED));
+        if (!head) {
+            /* the list was empty: tell whoever holds the span */
+            cgc_mcache *o = atomic_load_explicit(&s->owner, RELAXED);
+            if (o) atomic_fetch_or_explicit(&o->remote_hint[s->spanclass / 64], 1ull << (s->spanclass % 64), RELEASE);
+            else if (s->where == WHERE_LIST) cgc__central_note_remote_free(s);
+        }
     }
     cgc__leave(t, prev);
 }
