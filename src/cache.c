@@ -40,6 +40,9 @@ void cgc__cache_init(cgc_mcache *c) {
  * already; an owned span that is not current counts allocated slots only,
  * so its freed slots leave the count here. */
 static bool take_remote_frees(cgc_mcache *c, cgc_span *s, bool current) {
+    /* a plain look first: the exchange is a locked instruction, and most
+     * spans have no remote frees */
+    if (!atomic_load_explicit(&s->remote_free, RELAXED)) return false;
     /* acq_rel: pairs with the freer's CAS (see cgc__central_cache_span) */
     void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQ_REL);
     uint32_t n = 0;
@@ -118,11 +121,7 @@ static void merge_black(cgc_mcache *c) {
     c->black_bytes = 0;
 }
 
-/* How far a thread's heap_live balance may drift before it is published
- * (heap_alloc in cgc_read_stats lags by at most this per thread). */
-#define LIVE_MERGE_BYTES ((int64_t)64 << 10)
-
-static void merge_live_delta(cgc_mcache *c) {
+void cgc__cache_merge_live(cgc_mcache *c) {
     if (!c->live_delta) return;
     /* two's complement: adding the negative delta as unsigned subtracts */
     atomic_fetch_add_explicit(&cgc__pacer.heap_live, (uint64_t)c->live_delta, RELAXED);
@@ -168,7 +167,7 @@ static cgc_span *take_owned(cgc_mcache *c, unsigned spanclass) {
         cgc_span_list *full = &c->owned_full[spanclass];
         for (cgc_span *f = full->head, *next; f; f = next) {
             next = f->next;
-            if (atomic_load_explicit(&f->remote_free, RELAXED) && take_remote_frees(c, f, false)) {
+            if (take_remote_frees(c, f, false)) {
                 cgc__list_remove(full, f);
                 cgc__list_push(&c->owned_partial[spanclass], f);
             }
@@ -182,22 +181,9 @@ static cgc_span *take_owned(cgc_mcache *c, unsigned spanclass) {
     return s;
 }
 
-void cgc__cache_free_owned(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx) {
-    CGC_ASSERT(!s->preblack && idx < s->freeindex);
-    _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
-    atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
-    *(void **)obj = s->local_free;
-    s->local_free = obj;
-    s->needzero = 1;
-    s->alloc_count--;
-    c->live_delta -= (int64_t)s->elemsize;
-    if (c->live_delta <= -LIVE_MERGE_BYTES) merge_live_delta(c);
-    c->nfree++;
-    cgc_span_list *full = &c->owned_full[s->spanclass];
-    if (s->list == full) {
-        cgc__list_remove(full, s);
-        cgc__list_push(&c->owned_partial[s->spanclass], s);
-    }
+void cgc__cache_owned_not_full(cgc_mcache *c, cgc_span *s) {
+    cgc__list_remove(&c->owned_full[s->spanclass], s);
+    cgc__list_push(&c->owned_partial[s->spanclass], s);
 }
 
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
@@ -216,7 +202,7 @@ bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
     if (from_central) {
         s = cgc__central_cache_span(spanclass, c);
         if (!s) {
-            merge_live_delta(c);
+            cgc__cache_merge_live(c);
             return false;
         }
     }
@@ -227,10 +213,10 @@ bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
     c->alloc[spanclass] = s;
     /* The shared counters take atomic adds: after a span from mcentral
      * (the heap may be growing), else once the thread's own balance has
-     * moved by LIVE_MERGE_BYTES.  An owned span with one free slot can be
+     * moved by CACHE_LIVE_MERGE_BYTES.  An owned span with one free slot can be
      * refilled once per object; that must not cost three atomic adds. */
-    if (from_central || c->live_delta >= LIVE_MERGE_BYTES || c->live_delta <= -LIVE_MERGE_BYTES) {
-        merge_live_delta(c);
+    if (from_central || c->live_delta >= CACHE_LIVE_MERGE_BYTES || c->live_delta <= -CACHE_LIVE_MERGE_BYTES) {
+        cgc__cache_merge_live(c);
         merge_class(c, spanclass);
         merge_black(c);
         cgc__gc_maybe_trigger();
@@ -267,7 +253,7 @@ void cgc__cache_flush(cgc_mcache *c) {
     CGC_ASSERT(c->nowned == 0);
     for (size_t w = 0; w < sizeof c->remote_hint / sizeof c->remote_hint[0]; w++)
         atomic_store_explicit(&c->remote_hint[w], 0, RELAXED);
-    merge_live_delta(c);
+    cgc__cache_merge_live(c);
     c->tiny = 0;
     c->tiny_offset = 0;
     cgc__cache_merge_stats(c);

@@ -154,32 +154,44 @@ struct cgc_type {
  *    the owner's local_free list have their bit clear; slots on the
  *    remote_free list keep it set until the owner or the sweeper takes
  *    them.  Bits at and beyond nelems are never set.
- *  - While cached by a thread, only that thread writes alloc_bits,
- *    freeindex, alloc_cache and local_free; while not cached, only the
- *    sweeper that claimed it (sweepgen sg-1) or mcentral under its lock.
+ *  - While owned by a thread (s->owner: its current span for the class,
+ *    or one of its owned spans, cache.c), only that thread writes
+ *    alloc_bits, freeindex, alloc_cache, local_free and alloc_count;
+ *    otherwise only the sweeper that claimed it (sweepgen sg-1) or
+ *    mcentral under its lock.  Other threads' frees go to remote_free.
  *  - alloc_cache bit k == slot freeindex+k is free, for the slots up to the
  *    end of freeindex's 64-bit word; 0 means "look again in alloc_bits".
  *  - local_free holds only slots below freeindex whose alloc bit is clear.
  *  - mark_bits are written only during marking (atomically), read by sweep.
- *  - Allocate-black by pre-marking (cache.c): while a mark runs, every span
- *    in a thread's cache has preblack set and the mark bit of every free
+ *  - Allocate-black by pre-marking (cache.c): while a mark runs, every
+ *    thread's current span has preblack set and the mark bit of every free
  *    slot set, so a slot handed out is black without a write to the mark
- *    bitmap.  The marker never looks at a free slot's mark bit (the
- *    pointer test checks the alloc bit first).  When such a span leaves
- *    the cache the free slots' mark bits are cleared again, so after mark
- *    termination (which empties every cache) a mark bit means "reached".
+ *    bitmap.  Owned spans that are not current are not pre-marked: no slot
+ *    is handed out from them until one becomes current again.  The marker
+ *    never looks at a free slot's mark bit (the pointer test checks the
+ *    alloc bit first).  When a span stops being current the free slots'
+ *    mark bits are cleared again, so after mark termination (which
+ *    empties every cache) a mark bit means "reached".
  *  - sweepgen, relative to the heap's sg: sg-2 needs sweeping, sg-1 being
- *    swept, sg swept; cached spans are always swept (mark termination hands
- *    every cached span back before sg advances).
+ *    swept, sg swept; current and owned spans are always swept (mark
+ *    termination hands every one back before sg advances).
  *  - A span is freed to the page heap only while no mark runs.
  */
 typedef struct cgc_span {
-    uintptr_t base;
+    /* first cache line (span structs are 64-byte aligned): what the
+     * allocation and free paths read */
+    _Alignas(64) uintptr_t base;
     uintptr_t limit;     /* base + nelems * elemsize */
     uintptr_t elemsize;
-    uint32_t npages;
-    uint32_t nelems;
+    /* the cache that owns the span (current or owned, cache.c), NULL when
+     * in mcentral or in transit.  Written by the owner (or, world
+     * stopped, the coordinator); read by any thread in cgc_free. */
+    _Atomic(struct cgc_mcache *) owner;
+    /* allocation state (owner only) */
+    void *local_free;
+    uint64_t alloc_cache;
     uint32_t divmagic;   /* (off * divmagic) >> 32 == off / elemsize */
+    uint32_t freeindex;
     uint16_t spanclass;
     uint8_t sizeclass;
     uint8_t kind;
@@ -187,31 +199,27 @@ typedef struct cgc_span {
     uint8_t where;
     uint8_t needzero;    /* pages may hold old data */
     uint8_t preblack;    /* free slots' mark bits set (cache.c; owner only) */
-    _Atomic uint8_t large_freed; /* large object freed explicitly while marking */
-    atomic_u32 sweepgen;
 
-    /* allocation state (owner only) */
-    uint32_t freeindex;
-    uint32_t alloc_count; /* allocated objects, exact outside a cache */
-    uint64_t alloc_cache;
-    void *local_free;
+    /* second line: what an owner's free also touches, with the first
+     * word of alloc_bits (all of it for spans of up to 64 objects) */
+    uint32_t alloc_count; /* allocated objects, exact outside a current span */
+    uint32_t nelems;
+    uint32_t npages;
+    atomic_u32 sweepgen;
     _Atomic(void *) remote_free; /* cgc_free from other threads: a stack */
-    /* the cache that owns the span (current or owned, cache.c), NULL when
-     * in mcentral or in transit.  Written by the owner (or, world
-     * stopped, the coordinator); read by any thread in cgc_free. */
-    _Atomic(struct cgc_mcache *) owner;
+    struct cgc_span *next, *prev; /* mcentral or owned list, or free struct list */
+    void *list;                   /* the span list it is on, or NULL */
+    _Atomic uint8_t large_freed; /* large object freed explicitly while marking */
+    _Atomic uint64_t alloc_bits[16];
+    _Atomic uint64_t mark_bits[16];
+    _Atomic uint64_t check_bits[16]; /* gccheckmark's separate mark */
 
     /* large typed objects */
     const cgc_type *type;
     size_t user_size;
-
-    struct cgc_span *next, *prev; /* mcentral or owned list, or free struct list */
-    void *list;                   /* the span list it is on, or NULL */
-
-    _Atomic uint64_t alloc_bits[16];
-    _Atomic uint64_t mark_bits[16];
-    _Atomic uint64_t check_bits[16]; /* gccheckmark's separate mark */
 } cgc_span;
+_Static_assert(offsetof(cgc_span, alloc_count) == 64 && offsetof(cgc_span, alloc_bits) == 120,
+               "the free path's fields fill the first cache line; alloc_bits[0] ends the second");
 
 #define SPAN_MAX_ELEMS 1024
 #define SPAN_BITMAP_WORDS 16
@@ -387,8 +395,28 @@ void cgc__cache_init(cgc_mcache *c);
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass);
 /* Hands every cached and owned span back (thread exit, mark termination). */
 void cgc__cache_flush(cgc_mcache *c);
-/* cgc_free by the owner of s, which is not its current span. */
-void cgc__cache_free_owned(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx);
+/* How far a thread's heap_live balance may drift before it is published
+ * (heap_alloc in cgc_read_stats lags by at most this per thread). */
+#define CACHE_LIVE_MERGE_BYTES ((int64_t)64 << 10)
+void cgc__cache_merge_live(cgc_mcache *c);
+/* An owned full span gained a free slot: to the owned partial list. */
+void cgc__cache_owned_not_full(cgc_mcache *c, cgc_span *s);
+
+/* cgc_free by the owner of s, which is not its current span.  An owned
+ * span that is not current is on owned_full exactly when all its slots
+ * are allocated (alloc_count == nelems). */
+static ALWAYS_INLINE void cgc__cache_free_owned(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx) {
+    CGC_ASSERT(!s->preblack && idx < s->freeindex);
+    _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
+    atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
+    *(void **)obj = s->local_free;
+    s->local_free = obj;
+    s->needzero = 1;
+    c->nfree++;
+    if (unlikely(s->alloc_count-- == s->nelems)) cgc__cache_owned_not_full(c, s);
+    c->live_delta -= (int64_t)s->elemsize;
+    if (unlikely(c->live_delta <= -CACHE_LIVE_MERGE_BYTES)) cgc__cache_merge_live(c);
+}
 void cgc__cache_merge_stats(cgc_mcache *c);
 /* Mark start (world stopped): pre-marks the free slots of every span c
  * holds (the allocate-black invariant above cgc_span). */

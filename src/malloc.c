@@ -168,8 +168,8 @@ static void *retry_noscan(size_t size, const void *arg) { (void)arg; return allo
 static void *retry_uninit(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_NOSCAN | ALLOC_UNINIT, NULL); }
 
 /* Everything the fast path below does not handle: a thread's first
- * allocation, sizes over 1 KiB, an empty allocCache (bitmap scan, refill,
- * pacing), large objects, out of memory. */
+ * allocation, large objects, an empty allocCache (bitmap scan, refill,
+ * pacing), out of memory. */
 static NOINLINE void *alloc_general(size_t size, unsigned kind) {
     void *p = alloc_kind(size, kind, NULL);
     if (unlikely(!p))
@@ -194,7 +194,7 @@ static NOINLINE void *alloc_fast_stopped(cgc_thread *t, void *obj) {
     return obj;
 }
 
-/* The fast path of cgc_malloc / cgc_malloc_atomic (16 B .. 1 KiB): the same
+/* The fast path of cgc_malloc / cgc_malloc_atomic (16 B .. 32 KiB): the same
  * steps as small_alloc + take_slot, written so that the compiler needs no
  * stack frame on the common path: every other case leaves through a tail
  * call (zeroing, a stop that arrived, an empty allocCache). */
@@ -202,8 +202,8 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
     const bool zeroing = !(kind & ALLOC_UNINIT);
     const unsigned spkind = kind & ~ALLOC_UNINIT;
     cgc_thread *t = cgc__self;
-    if (unlikely(t == NULL || size > CGC_SMALL_SIZE_MAX)) return alloc_general(size, kind);
-    unsigned spc = cgc__class8[(size + 7) >> 3] * SPAN_KINDS + spkind;
+    if (unlikely(t == NULL || size > CGC_MAX_SMALL_SIZE)) return alloc_general(size, kind);
+    unsigned spc = cgc__size_class(size) * SPAN_KINDS + spkind;
     sig_atomic_t prev = cgc__enter(t);
     /* the cache is read only inside cgc: mark termination empties it */
     cgc_span *s = t->cache.alloc[spc];
@@ -437,7 +437,9 @@ static void free_large(cgc_thread *t, cgc_span *s, const void *p) {
     cgc__heap_free_span(s);
 }
 
-void cgc_free(void *p) {
+/* Every case of cgc_free: checks with their messages, large objects,
+ * remote frees.  The owner's common case is inlined in cgc_free below. */
+static NOINLINE void free_general(void *p) {
     if (!p) return;
     cgc_thread *t = self_thread();
     cgc_span *s = cgc__span_of_heap((uintptr_t)p);
@@ -450,7 +452,8 @@ void cgc_free(void *p) {
     if (!cgc__bit(s->alloc_bits, idx)) bad_free(p, "object already freed (or never allocated)");
     /* while marking, the object's pointers count as overwritten: what they
      * reach may have been copied into a black object (cgc_realloc does) */
-    if (s->kind != KIND_NOSCAN) cgc__barrier_release((void *)obj, s->elemsize);
+    if (s->kind != KIND_NOSCAN && unlikely(__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)))
+        cgc__barrier_release((void *)obj, s->elemsize);
 
     sig_atomic_t prev = cgc__enter(t);
     cgc_mcache *c = &t->cache;
@@ -504,6 +507,48 @@ void cgc_free(void *p) {
         }
     }
     cgc__leave(t, prev);
+}
+
+/* The fast path: an object at the start of its slot, allocated, in a
+ * span this thread owns (current or owned), not scanned or no mark
+ * running.  The ownership test comes after entering cgc: mark termination
+ * hands owned spans back, and it cannot run while we are inside. */
+void cgc_free(void *p) {
+    cgc_thread *t = cgc__self;
+    if (unlikely(t == NULL)) return free_general(p);
+    sig_atomic_t prev = cgc__enter(t);
+    cgc_mcache *c = &t->cache;
+    uintptr_t a = (uintptr_t)p;
+    cgc_span *s = cgc__span_of(a); /* NULL for NULL */
+    if (likely(s != NULL && atomic_load_explicit(&s->owner, RELAXED) == c)) {
+        uintptr_t off = a - s->base; /* huge when a < base */
+        uint32_t idx = (uint32_t)((off * s->divmagic) >> 32);
+        uint64_t bit = 1ull << (idx & 63);
+        _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
+        uint64_t bits = atomic_load_explicit(w, RELAXED);
+        if (likely(a < s->limit && off == idx * s->elemsize && (bits & bit) && s->spanclass != TINY_SPAN_CLASS &&
+                   (s->kind == KIND_NOSCAN || !__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)))) {
+            if (s == c->alloc[s->spanclass]) {
+                /* the current span: the slot is reusable at once */
+                if (s->preblack) atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], bit, RELAXED);
+                atomic_store_explicit(w, bits & ~bit, RELAXED);
+                if (idx < s->freeindex) {
+                    *(void **)p = s->local_free;
+                    s->local_free = p;
+                } else {
+                    s->alloc_cache = 0; /* the bitmap scan will see the slot */
+                }
+                s->needzero = 1;
+                c->nfree++;
+            } else {
+                cgc__cache_free_owned(c, s, p, idx);
+            }
+            cgc__leave(t, prev);
+            return;
+        }
+    }
+    cgc__leave(t, prev);
+    free_general(p);
 }
 
 void *cgc_realloc(void *p, size_t size) {

@@ -342,6 +342,19 @@ static NOINLINE void allocate_mib(int mib)
     churn((size_t)mib << 20, &rng);
 }
 
+/* Allocates until a cycle has finished after `since`, up to 4 * mib MiB:
+ * the trigger fires after a few MiB, but the coordinator thread may not
+ * get a CPU at once on a loaded machine (sanitizer builds under ctest -j). */
+static NOINLINE uint64_t allocate_until_cycle(int mib, uint64_t since)
+{
+    uint64_t n = since;
+    for (int i = 0; i < 4 * mib && n == since; i++) {
+        allocate_mib(1);
+        n = get_stats().num_gc;
+    }
+    return n;
+}
+
 static void test_off_on(void)
 {
     int mib = (int)scaled(64, 32, 64);
@@ -354,9 +367,8 @@ static void test_off_on(void)
     uint64_t n1 = get_stats().num_gc;
     CHECKF(n1 == n0, "percent -1: %llu cycles ran", (unsigned long long)(n1 - n0));
     CHECK(cgc_set_percent(100) < 0);
-    allocate_mib(mib);
-    uint64_t n2 = get_stats().num_gc;
-    CHECKF(n2 > n1, "percent 100 again: no cycle in %d MiB", mib);
+    uint64_t n2 = allocate_until_cycle(mib, n1);
+    CHECKF(n2 > n1, "percent 100 again: no cycle in %d MiB", 4 * mib);
 
     /* cgc_disable / cgc_enable nest */
     cgc_disable();
@@ -378,9 +390,8 @@ static void test_off_on(void)
     CHECK(d.num_gc == c.num_gc + 1);
     CHECK(d.num_forced_gc == c.num_forced_gc + 1);
     cgc_enable();
-    allocate_mib(mib);
-    cgc_stats e = get_stats();
-    CHECKF(e.num_gc > d.num_gc, "enabled again: no cycle in %d MiB", mib);
+    uint64_t e_num_gc = allocate_until_cycle(mib, d.num_gc);
+    CHECKF(e_num_gc > d.num_gc, "enabled again: no cycle in %d MiB", 4 * mib);
 
     /* cgc_collect counts as forced */
     cgc_collect();
