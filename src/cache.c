@@ -5,13 +5,17 @@
  * Per span class the cache has one current span, which the fast path
  * allocates from, and owned spans: spans that were current before and ran
  * dry, kept (up to CACHE_OWNED_MAX per thread) instead of going back to
- * mcentral.  A span has one owner at a time (s->owner).  The owner frees
- * into any span it owns without atomics: the slot goes on the span's local
- * free list, and an owned span that gains a slot moves to the class's
- * owned_partial list, the first place a refill looks.  Slots freed by
- * other threads arrive on the span's remote list; the freer that makes the
- * list non-empty sets the class's bit in the owner's remote_hint, and a
- * refill that finds no partial span scans the owned spans of a hinted
+ * mcentral.  A span has one owner at a time (s->owner); the owner keeps
+ * all its spans of a class, the current one included, on owned[class],
+ * linked when the span comes from mcentral and unlinked when it goes
+ * back.  The owner frees into any span it owns without atomics: the slot
+ * goes on the span's local free list, and a span that is not current and
+ * not yet on the class's partial stack is pushed there (a singly linked
+ * stack through the span itself, so the free path writes no other span).
+ * A refill pops the partial stack first.  Slots freed by other threads
+ * arrive on the span's remote list; the freer that makes the list
+ * non-empty sets the class's bit in the owner's remote_hint, and a refill
+ * that finds the partial stack empty scans the owned spans of a hinted
  * class.  So a program that frees what it allocated (a malloc
  * replacement) reuses its slots in LIFO order without touching mcentral,
  * as mimalloc's thread-owned pages do.
@@ -128,34 +132,36 @@ void cgc__cache_merge_live(cgc_mcache *c) {
     c->live_delta = 0;
 }
 
-/* The current span of spc ran dry: it becomes an owned span (or goes back
- * to mcentral when the cache owns enough).  Its free slots, if any (a
- * span given up early), stop counting in heap_live. */
-static void retire_current(cgc_mcache *c, unsigned spanclass, cgc_span *s) {
-    unpreblacken(s);
-    c->alloc[spanclass] = &cgc__empty_span;
-    if (c->nowned >= CACHE_OWNED_MAX) {
-        uint64_t unused = (uint64_t)(s->nelems - cgc__span_count_alloc(s)) * s->elemsize;
-        cgc__central_uncache_span(s);
-        atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
-        return;
-    }
-    /* A span runs dry only when full: every free slot below freeindex is
-     * on local_free, and the bitmap scan found none from freeindex on.
-     * So it joins the owned full spans, and nothing leaves heap_live. */
-    CGC_ASSERT(s->local_free == NULL && s->freeindex == s->nelems);
-    CGC_ASSERT(cgc__span_count_alloc(s) == s->nelems);
-    s->alloc_cache = 0;
-    s->alloc_count = s->nelems;
-    cgc__list_push(&c->owned_full[spanclass], s);
-    c->nowned++;
+static void partial_push(cgc_mcache *c, cgc_span *s) {
+    s->in_partial = 1;
+    s->partial_next = c->partial[s->spanclass];
+    c->partial[s->spanclass] = s;
 }
 
-/* An owned span of spc with a free slot, off its list, or NULL.  Owned
- * full spans are looked at only when another thread freed into one of
- * this class (the remote hint). */
+/* The current span of spc ran dry.  A span runs dry only when full: every
+ * free slot below freeindex is on local_free, and the bitmap scan found
+ * none from freeindex on.  It stays owned (nothing to relink: it is on
+ * the owned list already, and full spans are on no stack), or goes back to
+ * mcentral when the cache owns too many. */
+static void retire_current(cgc_mcache *c, unsigned spanclass, cgc_span *s) {
+    CGC_ASSERT(s->local_free == NULL && s->freeindex == s->nelems && !s->in_partial);
+    CGC_ASSERT(cgc__span_count_alloc(s) == s->nelems);
+    unpreblacken(s);
+    c->alloc[spanclass] = &cgc__empty_span;
+    s->alloc_cache = 0;
+    s->alloc_count = s->nelems;
+    if (c->nowned > CACHE_OWNED_MAX) {
+        cgc__list_remove(&c->owned[spanclass], s);
+        c->nowned--;
+        cgc__central_uncache_span(s);
+    }
+}
+
+/* An owned span of spc with a free slot, off the partial stack, or NULL.
+ * The other owned spans are looked at only when another thread freed into
+ * one of this class (the remote hint). */
 static cgc_span *take_owned(cgc_mcache *c, unsigned spanclass) {
-    cgc_span *s = c->owned_partial[spanclass].head;
+    cgc_span *s = c->partial[spanclass];
     if (!s) {
         atomic_u64 *hint = &c->remote_hint[spanclass / 64];
         uint64_t bit = 1ull << (spanclass % 64);
@@ -164,26 +170,16 @@ static cgc_span *take_owned(cgc_mcache *c, unsigned spanclass) {
          * passed its span sets the bit again.  Acquire: pairs with the
          * freer's release OR, so its push is visible to the scan. */
         atomic_fetch_and_explicit(hint, ~bit, ACQUIRE);
-        cgc_span_list *full = &c->owned_full[spanclass];
-        for (cgc_span *f = full->head, *next; f; f = next) {
-            next = f->next;
-            if (take_remote_frees(c, f, false)) {
-                cgc__list_remove(full, f);
-                cgc__list_push(&c->owned_partial[spanclass], f);
-            }
-        }
-        s = c->owned_partial[spanclass].head;
+        for (cgc_span *f = c->owned[spanclass].head; f; f = f->next)
+            if (f != c->alloc[spanclass] && take_remote_frees(c, f, false) && !f->in_partial) partial_push(c, f);
+        s = c->partial[spanclass];
         if (!s) return NULL;
     }
+    c->partial[spanclass] = s->partial_next;
+    s->partial_next = NULL;
+    s->in_partial = 0;
     take_remote_frees(c, s, false);
-    cgc__list_remove(&c->owned_partial[spanclass], s);
-    c->nowned--;
     return s;
-}
-
-void cgc__cache_owned_not_full(cgc_mcache *c, cgc_span *s) {
-    cgc__list_remove(&c->owned_full[s->spanclass], s);
-    cgc__list_push(&c->owned_partial[s->spanclass], s);
 }
 
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
@@ -205,6 +201,8 @@ bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
             cgc__cache_merge_live(c);
             return false;
         }
+        cgc__list_push(&c->owned[spanclass], s);
+        c->nowned++;
     }
     /* no mark can start or end while this thread is inside cgc */
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) preblacken(s);
@@ -226,28 +224,21 @@ bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
     return true;
 }
 
-/* Gives an owned list back to mcentral. */
-static void flush_owned_list(cgc_mcache *c, cgc_span_list *l) {
-    for (cgc_span *s; (s = l->head) != NULL;) {
-        cgc__list_remove(l, s);
-        c->nowned--;
-        cgc__central_uncache_span(s);
-    }
-}
-
 void cgc__cache_flush(cgc_mcache *c) {
     for (size_t i = 0; i < NUM_CENTRALS; i++) {
         cgc_span *s = c->alloc[i];
         if (s != &cgc__empty_span) {
+            /* the current span's free slots leave heap_live */
             uint64_t unused = (uint64_t)(s->nelems - cgc__span_count_alloc(s)) * s->elemsize;
             unpreblacken(s);
-            cgc__central_uncache_span(s);
             atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
             c->alloc[i] = &cgc__empty_span;
         }
-        if (c->nowned) {
-            flush_owned_list(c, &c->owned_partial[i]);
-            flush_owned_list(c, &c->owned_full[i]);
+        c->partial[i] = NULL;
+        for (cgc_span *o; (o = c->owned[i].head) != NULL;) {
+            cgc__list_remove(&c->owned[i], o);
+            c->nowned--;
+            cgc__central_uncache_span(o); /* resets in_partial */
         }
     }
     CGC_ASSERT(c->nowned == 0);

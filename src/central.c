@@ -191,6 +191,8 @@ void cgc__central_uncache_span(cgc_span *s) {
     CGC_ASSERT(s->where == WHERE_CACHED && s->list == NULL);
     s->where = WHERE_NONE;
     atomic_store_explicit(&s->owner, NULL, RELAXED);
+    s->in_partial = 0;
+    s->partial_next = NULL;
     /* the bitmap is exact: the next owner scans it from the start, finding
      * the slots freed below the old freeindex (the local list is dropped) */
     s->local_free = NULL;

@@ -204,16 +204,18 @@ typedef struct cgc_span {
      * word of alloc_bits (all of it for spans of up to 64 objects) */
     uint32_t alloc_count; /* allocated objects, exact outside a current span */
     uint32_t nelems;
-    uint32_t npages;
     atomic_u32 sweepgen;
-    _Atomic(void *) remote_free; /* cgc_free from other threads: a stack */
+    uint8_t in_partial;           /* on its owner's partial stack (cache.c) */
+    _Atomic uint8_t large_freed;  /* large object freed explicitly while marking */
+    _Atomic(void *) remote_free;  /* cgc_free from other threads: a stack */
     struct cgc_span *next, *prev; /* mcentral or owned list, or free struct list */
     void *list;                   /* the span list it is on, or NULL */
-    _Atomic uint8_t large_freed; /* large object freed explicitly while marking */
+    struct cgc_span *partial_next; /* the owner's partial stack */
     _Atomic uint64_t alloc_bits[16];
     _Atomic uint64_t mark_bits[16];
     _Atomic uint64_t check_bits[16]; /* gccheckmark's separate mark */
 
+    uint32_t npages;
     /* large typed objects */
     const cgc_type *type;
     size_t user_size;
@@ -381,9 +383,13 @@ typedef struct cgc_mcache {
      * at each refill and flush (every cache is flushed at mark termination) */
     uint64_t black_bytes;
     int64_t live_delta;    /* bytes freed into owned spans (negative) since the last merge */
-    /* owned spans, not current: with a free slot known / without */
-    cgc_span_list owned_partial[NUM_CENTRALS];
-    cgc_span_list owned_full[NUM_CENTRALS];
+    /* every span the cache owns, per class, the current one included:
+     * membership changes only when a span comes from or goes back to
+     * mcentral, so the allocation and free paths never relink it */
+    cgc_span_list owned[NUM_CENTRALS];
+    /* owned spans, not current, known to have a free slot: a stack linked
+     * through partial_next, so pushing touches only the span itself */
+    cgc_span *partial[NUM_CENTRALS];
     uint32_t nowned;
     /* classes where another thread freed into an owned span (a hint set by
      * the freer on the empty -> non-empty transition of a remote list) */
@@ -399,12 +405,9 @@ void cgc__cache_flush(cgc_mcache *c);
  * (heap_alloc in cgc_read_stats lags by at most this per thread). */
 #define CACHE_LIVE_MERGE_BYTES ((int64_t)64 << 10)
 void cgc__cache_merge_live(cgc_mcache *c);
-/* An owned full span gained a free slot: to the owned partial list. */
-void cgc__cache_owned_not_full(cgc_mcache *c, cgc_span *s);
-
-/* cgc_free by the owner of s, which is not its current span.  An owned
- * span that is not current is on owned_full exactly when all its slots
- * are allocated (alloc_count == nelems). */
+/* cgc_free by the owner of s, which is not its current span: the slot
+ * goes on the span's local list, and the span on the class's partial
+ * stack if it is not there yet. */
 static ALWAYS_INLINE void cgc__cache_free_owned(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx) {
     CGC_ASSERT(!s->preblack && idx < s->freeindex);
     _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
@@ -413,7 +416,12 @@ static ALWAYS_INLINE void cgc__cache_free_owned(cgc_mcache *c, cgc_span *s, void
     s->local_free = obj;
     s->needzero = 1;
     c->nfree++;
-    if (unlikely(s->alloc_count-- == s->nelems)) cgc__cache_owned_not_full(c, s);
+    s->alloc_count--;
+    if (!s->in_partial) {
+        s->in_partial = 1;
+        s->partial_next = c->partial[s->spanclass];
+        c->partial[s->spanclass] = s;
+    }
     c->live_delta -= (int64_t)s->elemsize;
     if (unlikely(c->live_delta <= -CACHE_LIVE_MERGE_BYTES)) cgc__cache_merge_live(c);
 }

@@ -194,6 +194,15 @@ static NOINLINE void *alloc_fast_stopped(cgc_thread *t, void *obj) {
     return obj;
 }
 
+/* The fast path's exit when the current span has no slot cached: the
+ * bitmap scan and the refill, still inside cgc with the class known. */
+static NOINLINE void *alloc_fast_refill(cgc_thread *t, sig_atomic_t prev, unsigned spc, size_t size, unsigned kind) {
+    void *p = small_alloc_slow(t, spc, !(kind & ALLOC_UNINIT));
+    cgc__leave(t, prev);
+    if (unlikely(!p)) return alloc_general(size, kind); /* the OOM path */
+    return p;
+}
+
 /* The fast path of cgc_malloc / cgc_malloc_atomic (16 B .. 32 KiB): the same
  * steps as small_alloc + take_slot, written so that the compiler needs no
  * stack frame on the common path: every other case leaves through a tail
@@ -216,10 +225,7 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
         zero = zeroing ? s->elemsize : 0;
     } else {
         uint64_t cache = s->alloc_cache;
-        if (unlikely(cache == 0)) {
-            cgc__leave(t, prev);
-            return alloc_general(size, kind);
-        }
+        if (unlikely(cache == 0)) return alloc_fast_refill(t, prev, spc, size, kind);
         unsigned tz = (unsigned)__builtin_ctzll(cache);
         idx = s->freeindex + tz;
         s->alloc_cache = (cache >> tz) >> 1;

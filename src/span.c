@@ -67,6 +67,7 @@ static uint64_t free_bits_from(cgc_span *s, uint32_t w, uint32_t from) {
 
 int64_t cgc__span_next_free_slow(cgc_span *s) {
     CGC_ASSERT(s->alloc_cache == 0);
+    if (s->freeindex == s->nelems) return -1; /* an owned span taken back, or full */
     uint32_t nwords = (s->nelems + 63) / 64;
     for (uint32_t w = s->freeindex / 64; w < nwords; w++) {
         uint32_t from = w * 64 > s->freeindex ? w * 64 : s->freeindex;
