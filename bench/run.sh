@@ -235,7 +235,7 @@ if want churn; then
     emit "| allocator | threads | time s | Mops/s | vs mimalloc | peak RSS MiB | GC cycles |"
     emit "|---|---:|---:|---:|---:|---:|---:|"
     for t in 1 2; do
-        for v in "cgc:cgc_malloc + cgc_free" "cgcatomic:cgc_malloc_atomic + cgc_free" "glibc:glibc malloc/free" \
+        for v in "cgc:cgc_malloc + cgc_free" "cgcatomic:cgc_malloc_atomic_uninit + cgc_free" "glibc:glibc malloc/free" \
             "mimalloc:mimalloc malloc/free" "jemalloc:jemalloc malloc/free"; do
             k="churn-${v%%:*}-$t"
             emit "| ${v#*:} | $t | $(tcell "$k") | $(f "$k" mops_s) | $(ratio "$k" "churn-mimalloc-$t" time_s) | $(mib "$(f "$k" peak_rss_kb)") | $(f "$k" gc_cycles) |"
