@@ -233,12 +233,13 @@ void cgc__cache_flush(cgc_mcache *c) {
             unpreblacken(s);
             atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
             c->alloc[i] = &cgc__empty_span;
+        } else {
+            s = NULL;
         }
         c->partial[i] = NULL;
-        for (cgc_span *o; (o = c->owned[i].head) != NULL;) {
-            cgc__list_remove(&c->owned[i], o);
-            c->nowned--;
-            cgc__central_uncache_span(o); /* resets in_partial */
+        if (c->owned[i].head) {
+            c->nowned -= (uint32_t)c->owned[i].n;
+            cgc__central_uncache_owned((unsigned)i, &c->owned[i], s); /* resets in_partial */
         }
     }
     CGC_ASSERT(c->nowned == 0);

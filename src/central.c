@@ -187,18 +187,38 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
     return s;
 }
 
-void cgc__central_uncache_span(cgc_span *s) {
+/* A span leaves its owner: allocation state reset (the bitmap is exact:
+ * the next owner scans it from the start, finding the slots freed below
+ * the old freeindex; the local list is dropped). */
+static void disown(cgc_span *s, bool count) {
     CGC_ASSERT(s->where == WHERE_CACHED && s->list == NULL);
     s->where = WHERE_NONE;
     atomic_store_explicit(&s->owner, NULL, RELAXED);
     s->in_partial = 0;
     s->partial_next = NULL;
-    /* the bitmap is exact: the next owner scans it from the start, finding
-     * the slots freed below the old freeindex (the local list is dropped) */
     s->local_free = NULL;
     s->alloc_cache = 0;
     s->freeindex = 0;
-    s->alloc_count = cgc__span_count_alloc(s);
+    if (count) s->alloc_count = cgc__span_count_alloc(s);
+    CGC_ASSERT(s->alloc_count == cgc__span_count_alloc(s));
     cgc__span_check(s);
+}
+
+void cgc__central_uncache_span(cgc_span *s) {
+    disown(s, true);
     cgc__central_put_swept(s);
+}
+
+void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned, cgc_span *current) {
+    cgc_central *c = &cgc__central[spanclass];
+    uint32_t sg = atomic_load_explicit(&cgc__sweepgen, RELAXED);
+    unsigned i = swept_index(sg);
+    cgc__lock(&c->lock);
+    for (cgc_span *s; (s = owned->head) != NULL;) {
+        cgc__list_remove(owned, s);
+        disown(s, s == current); /* only the current span's count is stale */
+        CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == sg);
+        list_push(s->alloc_count < s->nelems ? &c->partial[i] : &c->full[i], s);
+    }
+    cgc__unlock(&c->lock);
 }

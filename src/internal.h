@@ -347,6 +347,10 @@ struct cgc_mcache;
 cgc_span *cgc__central_cache_span(unsigned spanclass, struct cgc_mcache *c);
 /* Gives back a span a cache held (any thread; world may be stopped). */
 void cgc__central_uncache_span(cgc_span *s);
+/* Gives back every span on a cache's owned list of the class, under one
+ * lock round; `current` (on the list, or NULL) is the one whose
+ * alloc_count is not kept up to date. */
+void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned, cgc_span *current);
 /* Puts a swept span on its class's list (partial or full). */
 void cgc__central_put_swept(cgc_span *s);
 /* Takes one unswept span and claims it (sweepgen sg-1), or NULL. */
