@@ -22,7 +22,7 @@ void cgc__wbuf_flush(cgc_wbuf *b, cgc_gcwork *w) {
         for (uint32_t i = 0; i < b->n; i++)
             if (b->ptr[i]) cgc__shade(w, b->ptr[i]);
     }
-    b->n = 0;
+    __atomic_store_n(&b->n, 0, __ATOMIC_RELAXED);
 }
 
 /* The owner's flush of a full buffer. */
@@ -37,10 +37,15 @@ static NOINLINE void wbuf_flush_full(cgc_thread *t) {
 static ALWAYS_INLINE void record(cgc_thread *t, uintptr_t old, uintptr_t new_) {
     if (!(old | new_)) return;
     if (unlikely(t->wbuf.n + 2 > WBUF_N * 2)) wbuf_flush_full(t);
-    t->wbuf.ptr[t->wbuf.n] = old;
-    t->wbuf.n += old != 0;
-    t->wbuf.ptr[t->wbuf.n] = new_;
-    t->wbuf.n += new_ != 0;
+    uint32_t n = t->wbuf.n;
+    t->wbuf.ptr[n] = old;
+    n += old != 0;
+    t->wbuf.ptr[n] = new_;
+    n += new_ != 0;
+    /* a relaxed store: the ragged barrier peeks at n without stopping the
+     * thread (an empty buffer is skipped; mark termination flushes every
+     * buffer with the world stopped, so a stale peek costs nothing) */
+    __atomic_store_n(&t->wbuf.n, n, __ATOMIC_RELAXED);
 }
 
 static ALWAYS_INLINE bool stack_grey(cgc_thread *t) {

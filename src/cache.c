@@ -65,7 +65,7 @@ static bool take_remote_frees(cgc_mcache *c, cgc_span *s, bool current) {
         r = next;
     }
     if (!n) return false;
-    c->nfree += n;
+    CGC_OWNER_ADD(c->nfree, n);
     s->alloc_cache = 0; /* rescan from freeindex */
     s->needzero = 1;
     if (!current) {
@@ -113,7 +113,7 @@ void cgc__cache_preblacken(cgc_mcache *c) {
 static void merge_class(cgc_mcache *c, unsigned spanclass) {
     uint64_t n = c->nmalloc[spanclass];
     if (!n) return;
-    c->nmalloc[spanclass] = 0;
+    CGC_OWNER_SET(c->nmalloc[spanclass], 0);
     unsigned sc = spanclass == TINY_SPAN_CLASS ? 0 : spanclass / SPAN_KINDS;
     atomic_fetch_add_explicit(&cgc__stats.mallocs, n, RELAXED);
     atomic_fetch_add_explicit(&cgc__stats.total_alloc, n * (sc ? cgc_class_size[sc] : TINY_BLOCK), RELAXED);
@@ -258,18 +258,19 @@ void cgc__cache_merge_stats(cgc_mcache *c) {
         unsigned sc = i == TINY_SPAN_CLASS ? 0 : (unsigned)(i / SPAN_KINDS);
         n += c->nmalloc[i];
         bytes += c->nmalloc[i] * (sc ? cgc_class_size[sc] : TINY_BLOCK);
-        c->nmalloc[i] = 0;
+        CGC_OWNER_SET(c->nmalloc[i], 0);
     }
     n += c->nlarge;
     bytes += c->large_bytes;
-    c->nlarge = c->large_bytes = 0;
+    CGC_OWNER_SET(c->nlarge, 0);
+    CGC_OWNER_SET(c->large_bytes, 0);
     if (n) {
         atomic_fetch_add_explicit(&cgc__stats.mallocs, n, RELAXED);
         atomic_fetch_add_explicit(&cgc__stats.total_alloc, bytes, RELAXED);
     }
     if (c->nfree) {
         atomic_fetch_add_explicit(&cgc__stats.frees, c->nfree, RELAXED);
-        c->nfree = 0;
+        CGC_OWNER_SET(c->nfree, 0);
     }
     merge_black(c);
 }

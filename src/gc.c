@@ -126,7 +126,7 @@ static bool ragged_barrier(uint32_t cycle) {
     cgc__threads_lock();
     for (cgc_thread *t = cgc__threads; t; t = t->next) {
         bool late = atomic_load_explicit(&t->stack_scanned_cycle, ACQUIRE) != cycle;
-        if (!t->wbuf.n && !late) continue;
+        if (!__atomic_load_n(&t->wbuf.n, __ATOMIC_RELAXED) && !late) continue; /* a peek (barrier.c) */
         cgc__thread_hold(t);
         cgc__wbuf_flush(&t->wbuf, &w);
         if (late) scan_thread(t, &w, cycle);

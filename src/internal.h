@@ -59,6 +59,11 @@
 #define CGC_ASSERT(c) ((void)0)
 #endif
 
+/* Adds d to a counter only its owner thread writes and other threads read
+ * (cgc_read_stats): a relaxed atomic store, a plain add on x86. */
+#define CGC_OWNER_ADD(x, d) __atomic_store_n(&(x), (x) + (d), __ATOMIC_RELAXED)
+#define CGC_OWNER_SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 #define RELAXED memory_order_relaxed
 #define ACQUIRE memory_order_acquire
 #define RELEASE memory_order_release
@@ -419,7 +424,7 @@ static ALWAYS_INLINE void cgc__cache_free_owned(cgc_mcache *c, cgc_span *s, void
     *(void **)obj = s->local_free;
     s->local_free = obj;
     s->needzero = 1;
-    c->nfree++;
+    CGC_OWNER_ADD(c->nfree, 1);
     s->alloc_count--;
     if (!s->in_partial) {
         s->in_partial = 1;

@@ -54,7 +54,7 @@ static ALWAYS_INLINE void *claim_slot(cgc_thread *t, cgc_span *s, unsigned spc, 
     CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
     CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
     set_bit(s->alloc_bits, idx);
-    t->cache.nmalloc[spc]++;
+    CGC_OWNER_ADD(t->cache.nmalloc[spc], 1);
     return (void *)(s->base + idx * s->elemsize);
 }
 
@@ -107,8 +107,8 @@ static void *large_alloc(cgc_thread *t, size_t size, unsigned kind, const cgc_ty
     s->alloc_count = 1;
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) mark_new_object(&t->cache, s, 0);
     cgc__central_put_swept(s);
-    t->cache.nlarge++;
-    t->cache.large_bytes += s->elemsize;
+    CGC_OWNER_ADD(t->cache.nlarge, 1);
+    CGC_OWNER_ADD(t->cache.large_bytes, s->elemsize);
     atomic_fetch_add_explicit(&cgc__pacer.heap_live, s->elemsize, RELAXED);
     cgc__gc_maybe_trigger();
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) cgc__assist(t, s->elemsize);
@@ -269,7 +269,7 @@ static void *tiny_alloc(size_t size) {
     if (c->tiny && off + size <= TINY_BLOCK) {
         p = (void *)(c->tiny + off);
         c->tiny_offset = off + (uint32_t)size;
-        c->nmalloc[TINY_SPAN_CLASS]++;
+        CGC_OWNER_ADD(c->nmalloc[TINY_SPAN_CLASS], 1);
         if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) {
             cgc_span *s = cgc__span_of(c->tiny);
             uint32_t idx = cgc__obj_index(s, c->tiny);
@@ -450,7 +450,7 @@ static void free_large(cgc_thread *t, cgc_span *s, const void *p) {
     cgc__central_remove_locked(c, s);
     cgc__unlock(&c->lock);
     atomic_fetch_sub_explicit(&cgc__pacer.heap_live, s->elemsize, RELAXED);
-    t->cache.nfree++;
+    CGC_OWNER_ADD(t->cache.nfree, 1);
     cgc__heap_free_span(s);
 }
 
@@ -490,7 +490,7 @@ static NOINLINE void free_general(void *p) {
             s->alloc_cache = 0; /* the bitmap scan will see the slot */
         }
         s->needzero = 1;
-        c->nfree++;
+        CGC_OWNER_ADD(c->nfree, 1);
     } else if (atomic_load_explicit(&s->owner, RELAXED) == c) {
         /* a span we own (only we make ourselves its owner, and we are
          * here): a local free too */
@@ -556,7 +556,7 @@ void cgc_free(void *p) {
                     s->alloc_cache = 0; /* the bitmap scan will see the slot */
                 }
                 s->needzero = 1;
-                c->nfree++;
+                CGC_OWNER_ADD(c->nfree, 1);
             } else {
                 cgc__cache_free_owned(c, s, p, idx);
             }
