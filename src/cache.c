@@ -132,12 +132,6 @@ void cgc__cache_merge_live(cgc_mcache *c) {
     c->live_delta = 0;
 }
 
-static void partial_push(cgc_mcache *c, cgc_span *s) {
-    s->in_partial = 1;
-    s->partial_next = c->partial[s->spanclass];
-    c->partial[s->spanclass] = s;
-}
-
 /* The current span of spc ran dry.  A span runs dry only when full: every
  * free slot below freeindex is on local_free, and the bitmap scan found
  * none from freeindex on.  It stays owned (nothing to relink: it is on
@@ -171,7 +165,7 @@ static cgc_span *take_owned(cgc_mcache *c, unsigned spanclass) {
          * freer's release OR, so its push is visible to the scan. */
         atomic_fetch_and_explicit(hint, ~bit, ACQUIRE);
         for (cgc_span *f = c->owned[spanclass].head; f; f = f->next)
-            if (f != c->alloc[spanclass] && take_remote_frees(c, f, false) && !f->in_partial) partial_push(c, f);
+            if (f != c->alloc[spanclass] && take_remote_frees(c, f, false) && !f->in_partial) cgc__cache_partial_push(c, f);
         s = c->partial[spanclass];
         if (!s) return NULL;
     }
@@ -228,18 +222,18 @@ void cgc__cache_flush(cgc_mcache *c) {
     for (size_t i = 0; i < NUM_CENTRALS; i++) {
         cgc_span *s = c->alloc[i];
         if (s != &cgc__empty_span) {
-            /* the current span's free slots leave heap_live */
-            uint64_t unused = (uint64_t)(s->nelems - cgc__span_count_alloc(s)) * s->elemsize;
+            /* the current span's count becomes exact, and its free slots
+             * leave heap_live */
+            s->alloc_count = cgc__span_count_alloc(s);
+            uint64_t unused = (uint64_t)(s->nelems - s->alloc_count) * s->elemsize;
             unpreblacken(s);
             atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
             c->alloc[i] = &cgc__empty_span;
-        } else {
-            s = NULL;
         }
         c->partial[i] = NULL;
         if (c->owned[i].head) {
             c->nowned -= (uint32_t)c->owned[i].n;
-            cgc__central_uncache_owned((unsigned)i, &c->owned[i], s); /* resets in_partial */
+            cgc__central_uncache_owned((unsigned)i, &c->owned[i]); /* resets in_partial */
         }
     }
     CGC_ASSERT(c->nowned == 0);

@@ -38,13 +38,18 @@ void cgc__central_remove_locked(cgc_central *c, cgc_span *s) {
     list_remove((cgc_span_list *)s->list, s);
 }
 
-void cgc__central_put_swept(cgc_span *s) {
-    cgc_central *c = &cgc__central[s->spanclass];
-    cgc__lock(&c->lock);
+/* Onto the swept partial or full list (class lock held). */
+static void put_swept_locked(cgc_central *c, cgc_span *s) {
     uint32_t sg = atomic_load_explicit(&cgc__sweepgen, RELAXED);
     CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == sg);
     unsigned i = swept_index(sg);
     list_push(s->alloc_count < s->nelems ? &c->partial[i] : &c->full[i], s);
+}
+
+void cgc__central_put_swept(cgc_span *s) {
+    cgc_central *c = &cgc__central[s->spanclass];
+    cgc__lock(&c->lock);
+    put_swept_locked(c, s);
     cgc__unlock(&c->lock);
 }
 
@@ -190,7 +195,7 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
 /* A span leaves its owner: allocation state reset (the bitmap is exact:
  * the next owner scans it from the start, finding the slots freed below
  * the old freeindex; the local list is dropped). */
-static void disown(cgc_span *s, bool count) {
+static void disown(cgc_span *s) {
     CGC_ASSERT(s->where == WHERE_CACHED && s->list == NULL);
     s->where = WHERE_NONE;
     atomic_store_explicit(&s->owner, NULL, RELAXED);
@@ -199,26 +204,22 @@ static void disown(cgc_span *s, bool count) {
     s->local_free = NULL;
     s->alloc_cache = 0;
     s->freeindex = 0;
-    if (count) s->alloc_count = cgc__span_count_alloc(s);
-    CGC_ASSERT(s->alloc_count == cgc__span_count_alloc(s));
+    CGC_ASSERT(s->alloc_count == cgc__span_count_alloc(s)); /* kept exact by the owner */
     cgc__span_check(s);
 }
 
 void cgc__central_uncache_span(cgc_span *s) {
-    disown(s, true);
+    disown(s);
     cgc__central_put_swept(s);
 }
 
-void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned, cgc_span *current) {
+void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned) {
     cgc_central *c = &cgc__central[spanclass];
-    uint32_t sg = atomic_load_explicit(&cgc__sweepgen, RELAXED);
-    unsigned i = swept_index(sg);
     cgc__lock(&c->lock);
     for (cgc_span *s; (s = owned->head) != NULL;) {
         cgc__list_remove(owned, s);
-        disown(s, s == current); /* only the current span's count is stale */
-        CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == sg);
-        list_push(s->alloc_count < s->nelems ? &c->partial[i] : &c->full[i], s);
+        disown(s);
+        put_swept_locked(c, s);
     }
     cgc__unlock(&c->lock);
 }

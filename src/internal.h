@@ -353,9 +353,8 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, struct cgc_mcache *c);
 /* Gives back a span a cache held (any thread; world may be stopped). */
 void cgc__central_uncache_span(cgc_span *s);
 /* Gives back every span on a cache's owned list of the class, under one
- * lock round; `current` (on the list, or NULL) is the one whose
- * alloc_count is not kept up to date. */
-void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned, cgc_span *current);
+ * lock round; their alloc_counts are exact. */
+void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned);
 /* Puts a swept span on its class's list (partial or full). */
 void cgc__central_put_swept(cgc_span *s);
 /* Takes one unswept span and claims it (sweepgen sg-1), or NULL. */
@@ -414,23 +413,39 @@ void cgc__cache_flush(cgc_mcache *c);
  * (heap_alloc in cgc_read_stats lags by at most this per thread). */
 #define CACHE_LIVE_MERGE_BYTES ((int64_t)64 << 10)
 void cgc__cache_merge_live(cgc_mcache *c);
-/* cgc_free by the owner of s, which is not its current span: the slot
- * goes on the span's local list, and the span on the class's partial
- * stack if it is not there yet. */
-static ALWAYS_INLINE void cgc__cache_free_owned(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx) {
-    CGC_ASSERT(!s->preblack && idx < s->freeindex);
+/* An owned span that is not current gained a free slot: onto its class's
+ * partial stack, linked through the span itself (no other span written). */
+static ALWAYS_INLINE void cgc__cache_partial_push(cgc_mcache *c, cgc_span *s) {
+    s->in_partial = 1;
+    s->partial_next = c->partial[s->spanclass];
+    c->partial[s->spanclass] = s;
+}
+
+/* cgc_free by the owner of s (its current span or an owned one), inside
+ * cgc.  The slot is free at once: on the span's local list if below
+ * freeindex, else found again by the bitmap scan.  In the current span
+ * while a mark runs the slot joins the pre-marked free slots (black when
+ * handed out again); an owned span that is not current is never
+ * pre-marked, counts its allocated slots in heap_live, and goes on the
+ * partial stack. */
+static ALWAYS_INLINE void cgc__cache_free_local(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx) {
+    bool current = s == c->alloc[s->spanclass];
+    CGC_ASSERT(current || (!s->preblack && idx < s->freeindex));
+    uint64_t bit = 1ull << (idx & 63);
+    if (s->preblack) atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], bit, RELAXED);
     _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
-    atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
-    *(void **)obj = s->local_free;
-    s->local_free = obj;
+    atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~bit, RELAXED);
+    if (idx < s->freeindex) {
+        *(void **)obj = s->local_free;
+        s->local_free = obj;
+    } else {
+        s->alloc_cache = 0; /* the bitmap scan will see the slot */
+    }
     s->needzero = 1;
     CGC_OWNER_ADD(c->nfree, 1);
+    if (current) return;
     s->alloc_count--;
-    if (!s->in_partial) {
-        s->in_partial = 1;
-        s->partial_next = c->partial[s->spanclass];
-        c->partial[s->spanclass] = s;
-    }
+    if (!s->in_partial) cgc__cache_partial_push(c, s);
     c->live_delta -= (int64_t)s->elemsize;
     if (unlikely(c->live_delta <= -CACHE_LIVE_MERGE_BYTES)) cgc__cache_merge_live(c);
 }

@@ -476,25 +476,10 @@ static NOINLINE void free_general(void *p) {
     cgc_mcache *c = &t->cache;
     if (!s->sizeclass) {
         free_large(t, s, p);
-    } else if (t->cache.alloc[s->spanclass] == s) {
-        /* our own current span: the slot is reusable at once.  While a
-         * mark runs the span is pre-marked; the freed slot joins the
-         * pre-marked free slots (black when handed out again). */
-        if (s->preblack) atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
-        _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
-        atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
-        if (idx < s->freeindex) {
-            *(void **)obj = s->local_free;
-            s->local_free = (void *)obj;
-        } else {
-            s->alloc_cache = 0; /* the bitmap scan will see the slot */
-        }
-        s->needzero = 1;
-        CGC_OWNER_ADD(c->nfree, 1);
     } else if (atomic_load_explicit(&s->owner, RELAXED) == c) {
-        /* a span we own (only we make ourselves its owner, and we are
-         * here): a local free too */
-        cgc__cache_free_owned(c, s, (void *)obj, idx);
+        /* a span we own, current or not (only we make ourselves its
+         * owner, and we are here): a local free */
+        cgc__cache_free_local(c, s, (void *)obj, idx);
     } else {
         /* another thread's span, or one in mcentral: a remote free */
         uintptr_t *words = (uintptr_t *)obj;
@@ -540,26 +525,9 @@ void cgc_free(void *p) {
     if (likely(s != NULL && atomic_load_explicit(&s->owner, RELAXED) == c)) {
         uintptr_t off = a - s->base; /* huge when a < base */
         uint32_t idx = (uint32_t)((off * s->divmagic) >> 32);
-        uint64_t bit = 1ull << (idx & 63);
-        _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
-        uint64_t bits = atomic_load_explicit(w, RELAXED);
-        if (likely(a < s->limit && off == idx * s->elemsize && (bits & bit) && s->spanclass != TINY_SPAN_CLASS &&
+        if (likely(a < s->limit && off == idx * s->elemsize && cgc__bit(s->alloc_bits, idx) && s->spanclass != TINY_SPAN_CLASS &&
                    (s->kind == KIND_NOSCAN || !__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)))) {
-            if (s == c->alloc[s->spanclass]) {
-                /* the current span: the slot is reusable at once */
-                if (s->preblack) atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], bit, RELAXED);
-                atomic_store_explicit(w, bits & ~bit, RELAXED);
-                if (idx < s->freeindex) {
-                    *(void **)p = s->local_free;
-                    s->local_free = p;
-                } else {
-                    s->alloc_cache = 0; /* the bitmap scan will see the slot */
-                }
-                s->needzero = 1;
-                CGC_OWNER_ADD(c->nfree, 1);
-            } else {
-                cgc__cache_free_owned(c, s, p, idx);
-            }
+            cgc__cache_free_local(c, s, p, idx);
             cgc__leave(t, prev);
             return;
         }
