@@ -163,9 +163,8 @@ static ALWAYS_INLINE void *alloc_kind(size_t size, unsigned kind, const cgc_type
     return p;
 }
 
-static void *retry_scan(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_SCAN, NULL); }
-static void *retry_noscan(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_NOSCAN, NULL); }
-static void *retry_uninit(size_t size, const void *arg) { (void)arg; return alloc_kind(size, KIND_NOSCAN | ALLOC_UNINIT, NULL); }
+/* The retry after a failed allocation; arg carries the kind (| ALLOC_UNINIT). */
+static void *retry_kind(size_t size, const void *arg) { return alloc_kind(size, (unsigned)(uintptr_t)arg, NULL); }
 
 /* Everything the fast path below does not handle: a thread's first
  * allocation, large objects, an empty allocCache (bitmap scan, refill,
@@ -173,7 +172,7 @@ static void *retry_uninit(size_t size, const void *arg) { (void)arg; return allo
 static NOINLINE void *alloc_general(size_t size, unsigned kind) {
     void *p = alloc_kind(size, kind, NULL);
     if (unlikely(!p))
-        return alloc_failed(size, kind == KIND_SCAN ? retry_scan : kind == KIND_NOSCAN ? retry_noscan : retry_uninit, NULL);
+        return alloc_failed(size, retry_kind, (const void *)(uintptr_t)kind);
     return p;
 }
 
