@@ -57,6 +57,15 @@ static void clear_check_bits(cgc_span *s, void *arg) {
 
 void cgc__checkmark_drain(cgc_gcwork *w);
 
+static void snapshot_marks(cgc_span *s, void *arg) {
+    (void)arg;
+    for (int i = 0; i < SPAN_BITMAP_WORDS; i++)
+        atomic_store_explicit(&s->check_bits[i],
+                              atomic_load_explicit(&s->mark_bits[i], RELAXED) &
+                                  atomic_load_explicit(&s->alloc_bits[i], RELAXED),
+                              RELAXED);
+}
+
 /* Mark workers must be stopped: the pool holds checkmark work only. */
 void cgc__checkmark_verify(void) {
     cgc__heap_for_each_span(clear_check_bits, NULL);
@@ -96,4 +105,26 @@ void cgc__checkmark_verify(void) {
     }
     w.bytes_marked = w.scan_work = 0;
     cgc__gcwork_flush(&w);
+    /* The verified mark, kept for the sweep: check_bits become "allocated
+     * and marked now".  Nothing between here and the sweep of a span may
+     * take such an object away (cgc__checkmark_sweep_verify). */
+    cgc__heap_for_each_span(snapshot_marks, NULL);
+}
+
+/* Sweep of s, before its bitmaps change (gccheckmark): every object the
+ * verified mark kept is still marked, unless freed explicitly since. */
+void cgc__checkmark_sweep_verify(cgc_span *s) {
+    uint32_t nwords = (s->nelems + 63) / 64;
+    for (uint32_t w = 0; w < nwords; w++) {
+        uint64_t kept = atomic_load_explicit(&s->check_bits[w], RELAXED);
+        uint64_t lost = kept & ~atomic_load_explicit(&s->mark_bits[w], RELAXED);
+        if (!lost) continue;
+        uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(lost);
+        uintptr_t obj = s->base + idx * s->elemsize;
+        if (cgc__pending_remote_free(s, obj)) continue;
+        cgc__fatal("gccheckmark: object %p (slot %u of span %p, span class %u, sweepgen %u, heap sg %u) "
+                   "was marked at mark termination but its mark bit is gone at its sweep",
+                   (void *)obj, idx, (void *)s->base, s->spanclass, atomic_load(&s->sweepgen),
+                   atomic_load(&cgc__sweepgen));
+    }
 }

@@ -218,7 +218,8 @@ typedef struct cgc_span {
     struct cgc_span *partial_next; /* the owner's partial stack */
     _Atomic uint64_t alloc_bits[16];
     _Atomic uint64_t mark_bits[16];
-    _Atomic uint64_t check_bits[16]; /* gccheckmark's separate mark */
+    _Atomic uint64_t check_bits[16]; /* gccheckmark's separate mark, then
+                                      * the verified mark kept for the sweep */
 
     uint32_t npages;
     /* large typed objects */
@@ -687,6 +688,14 @@ void cgc__pacer_retarget(void);
 /* Allocation while marking with the heap past its overshoot bound: wait
  * (as in a blocking region) until the mark ends. */
 void cgc__wait_for_mark_end(cgc_thread *t);
+#ifdef CGC_DEBUG_CHECKS
+/* Fault injection for tests (debug builds only).  The assists of this
+ * thread wait for the mark to end as if the heap were past its overshoot
+ * bound; after such a wait, still a blocking thread, it calls the hook (a
+ * thread the scheduler leaves off the CPU while cycles run on). */
+extern _Atomic(cgc_thread *) cgc__debug_mark_wait_thread;
+extern void (*_Atomic cgc__debug_mark_wait_hook)(void);
+#endif
 
 /* --------------------------------------------------------------- gc.c -- */
 
@@ -711,6 +720,7 @@ void cgc__ensure_init(void);
 /* gccheckmark: obj waits on s's remote free list (malloc.c). */
 bool cgc__pending_remote_free(cgc_span *s, uintptr_t obj);
 void cgc__checkmark_verify(void); /* world stopped, mark complete */
+void cgc__checkmark_sweep_verify(cgc_span *s); /* gccheckmark: the sweep keeps what the mark kept */
 
 /* ------------------------------------------------------------ trace.c -- */
 

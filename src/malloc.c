@@ -53,6 +53,11 @@ static ALWAYS_INLINE void *claim_slot(cgc_thread *t, cgc_span *s, unsigned spc, 
     CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__bit(s->mark_bits, idx));
     CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
     CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
+    /* one owner at a time, and it is this thread: a span handed back (or
+     * freed and reused) while a cache still allocates from it would give
+     * slots out twice */
+    CGC_ASSERT(atomic_load_explicit(&s->owner, RELAXED) == &t->cache && s->where == WHERE_CACHED);
+    CGC_ASSERT(s->spanclass == spc);
     set_bit(s->alloc_bits, idx);
     CGC_OWNER_ADD(t->cache.nmalloc[spc], 1);
     return (void *)(s->base + idx * s->elemsize);
@@ -98,6 +103,13 @@ static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc, bool zero) {
 
 static void *large_alloc(cgc_thread *t, size_t size, unsigned kind, const cgc_type *type, bool zero) {
     uintptr_t npages = (size + CGC_PAGE_SIZE - 1) >> CGC_PAGE_SHIFT;
+    /* The assist comes first, as in Go's mallocgc.  Past the overshoot
+     * bound it waits for the mark to end as a blocking thread, and a
+     * loaded machine may not run it again before the next cycle has
+     * scanned its stack and swept: an object allocated before the wait
+     * would be held only through its span struct, which no scan reads, and
+     * be freed under the caller. */
+    if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) cgc__assist(t, npages << CGC_PAGE_SHIFT);
     cgc_span *s = cgc__heap_alloc_span(npages, kind);
     if (!s) return NULL;
     s->type = type;
@@ -111,7 +123,6 @@ static void *large_alloc(cgc_thread *t, size_t size, unsigned kind, const cgc_ty
     CGC_OWNER_ADD(t->cache.large_bytes, s->elemsize);
     atomic_fetch_add_explicit(&cgc__pacer.heap_live, s->elemsize, RELAXED);
     cgc__gc_maybe_trigger();
-    if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) cgc__assist(t, s->elemsize);
     return (void *)s->base;
 }
 

@@ -135,8 +135,15 @@ static bool past_bound(void) {
     return atomic_load_explicit(&cgc__pacer.heap_live, RELAXED) > goal + headroom + (4u << 20);
 }
 
+#ifdef CGC_DEBUG_CHECKS
+_Atomic(cgc_thread *) cgc__debug_mark_wait_thread;
+#define FORCED_WAIT(t) (atomic_load_explicit(&cgc__debug_mark_wait_thread, RELAXED) == (t))
+#else
+#define FORCED_WAIT(t) false
+#endif
+
 void cgc__assist(cgc_thread *t, uint64_t bytes) {
-    if (past_bound() && atomic_load_explicit(&cgc__gc_marking, RELAXED)) {
+    if ((FORCED_WAIT(t) || past_bound()) && atomic_load_explicit(&cgc__gc_marking, RELAXED)) {
         cgc__wait_for_mark_end(t);
         return;
     }

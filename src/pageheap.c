@@ -210,6 +210,8 @@ cgc_span *cgc__heap_alloc_span(uintptr_t npages, unsigned spanclass) {
 
 void cgc__heap_free_span(cgc_span *s) {
     CGC_ASSERT(atomic_load_explicit(&cgc__gc_marking, RELAXED) == 0);
+    /* no cache may still allocate from it, no list may still hold it */
+    CGC_ASSERT(atomic_load_explicit(&s->owner, RELAXED) == NULL && s->where != WHERE_CACHED && s->list == NULL);
     cgc__lock(&cgc__heap_lock);
     atomic_store_explicit(&s->state, SPAN_FREE, RELEASE);
     map_span(s, NULL);

@@ -35,6 +35,8 @@ bool cgc__sweep_span(cgc_span *s, bool preserve) {
     CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED));
     CGC_ASSERT(s->where == WHERE_NONE);
     CGC_ASSERT(!s->preblack);
+    CGC_ASSERT(atomic_load_explicit(&s->owner, RELAXED) == NULL); /* no cache holds it */
+    if (cgc__opt.gccheckmark) cgc__checkmark_sweep_verify(s);
 
     /* objects freed by other threads are free whatever their mark says */
     void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQUIRE);

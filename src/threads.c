@@ -427,7 +427,15 @@ void cgc_thread_detach(void) {
 /* Inside cgc, with the heap past its overshoot bound while a mark runs:
  * wait for the mark to end as a thread in a blocking region (never
  * signalled; its stack read as saved here, with this frame holding the
- * callers' callee-saved registers). */
+ * callers' callee-saved registers).  The thread may not run again for a
+ * long time: the next cycle can start, scan this stack and sweep before
+ * it leaves.  So a caller must hold no object that it has allocated and
+ * not yet handed to the program (such an object is reachable from no
+ * scanned word; the allocation paths pay their assist first). */
+#ifdef CGC_DEBUG_CHECKS
+void (*_Atomic cgc__debug_mark_wait_hook)(void);
+#endif
+
 NOINLINE void cgc__wait_for_mark_end(cgc_thread *t) {
     __builtin_unwind_init();
     memset(t->saved_regs, 0, sizeof t->saved_regs);
@@ -443,6 +451,10 @@ NOINLINE void cgc__wait_for_mark_end(cgc_thread *t) {
         struct timespec ts = {0, 50 * 1000};
         nanosleep(&ts, NULL);
     }
+#ifdef CGC_DEBUG_CHECKS
+    void (*hook)(void) = atomic_load_explicit(&cgc__debug_mark_wait_hook, ACQUIRE);
+    if (hook) hook();
+#endif
     for (;;) {
         int st = TS_BLOCKING;
         if (atomic_compare_exchange_weak_explicit(&t->state, &st, TS_RUNNING, ACQ_REL, ACQUIRE)) break;

@@ -75,6 +75,29 @@ static int item_ok(const item *it)
            check_pattern(it->payload, PAYLOAD, it->id) == -1;
 }
 
+/* What is wrong with a bad item: which of its words, or its payload. */
+static void report_bad_item(const mstate *st, const item *it, int b, int s)
+{
+    fprintf(stderr, "mutator %d: bad item %p in box %d slot %d (base %p)", st->index, (void *)it,
+            b, s, cgc_base(it));
+    if (cgc_base(it) != it) {
+        fputc('\n', stderr);
+        return;
+    }
+    fprintf(stderr, ": magic %s, id %llu, check %s, payload %p (base %p)",
+            it->magic == ITEM_MAGIC ? "ok" : "BAD", (unsigned long long)it->id,
+            it->check == item_check(it->id) ? "ok" : "BAD", (void *)it->payload,
+            cgc_base(it->payload));
+    if (cgc_base(it->payload) == it->payload) {
+        long at = check_pattern(it->payload, PAYLOAD, it->id);
+        fprintf(stderr, ", payload pattern %s", at < 0 ? "ok" : "BAD");
+        if (at >= 0)
+            fprintf(stderr, " from byte %ld (bytes %02x %02x %02x %02x)", at, it->payload[0],
+                    it->payload[1], it->payload[2], it->payload[3]);
+    }
+    fputc('\n', stderr);
+}
+
 static void census(mstate *st)
 {
     item **boxes_[BOXES];
@@ -88,8 +111,7 @@ static void census(mstate *st)
             count++;
             if (!item_ok(it)) {
                 if (st->bad_items++ < 5)
-                    fprintf(stderr, "mutator %d: bad item %p in box %d slot %d (base %p)\n",
-                            st->index, (void *)it, b, s, cgc_base(it));
+                    report_bad_item(st, it, b, s);
             }
         }
     }
