@@ -572,10 +572,14 @@ typedef struct cgc_thread {
     uintptr_t saved_regs[32];
     int blocking_depth;
     /* mark start: stopped by the signal in the program's own code, not in a
-     * system call (it may be inside CGC_STORE's flag test and store), and
-     * its CPU time then (threads.c, cgc__threads_wait_past_stop) */
+     * system call (it may be inside CGC_STORE's flag test and store); the
+     * resumptions counted at that stop; written by the thread itself when
+     * it leaves a signal handshake: how many, and its CPU time then
+     * (threads.c, cgc__threads_wait_past_stop) */
     bool stopped_in_code;
-    uint64_t cpu_at_stop;
+    uint32_t resumes_at_stop;
+    atomic_u32 resumes;
+    _Atomic uint64_t cpu_at_resume;
 
     /* collector per-thread state */
     atomic_u32 stack_scanned_cycle; /* == current cycle: stack is black */

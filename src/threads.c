@@ -25,6 +25,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,13 @@ static NOINLINE void park_called(cgc_thread *t) {
 static void park_signal(cgc_thread *t, ucontext_t *uc) {
     save_signal_context(t, uc);
     park_wait(t);
+    /* back to the interrupted code: from here on, CPU time is spent on
+     * the way out of the handler and then in the program's own code
+     * (cgc__threads_wait_past_stop).  Release: the time before the count. */
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* async-signal-safe */
+    atomic_store_explicit(&t->cpu_at_resume, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, RELAXED);
+    atomic_fetch_add_explicit(&t->resumes, 1, RELEASE);
 }
 
 static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
@@ -230,12 +238,23 @@ void cgc__thread_release(cgc_thread *t) {
  * makes the pair one non-preemptible step; here the collector waits, before
  * any stack is scanned, until every thread that was stopped in its own code
  * has certainly run on past the pair: either it has used 20 us of CPU since
- * the stop (tens of thousands of instructions; the pair is three), or it is
- * found inside a system call (which the pair does not contain).  A signal
- * handshake alone does not do: a signal pending when the stop ends is
- * delivered on the very return from the stop handler, before the thread
- * executes a single instruction of its own. */
+ * it left the stop handler (tens of thousands of instructions; the pair is
+ * three), or it is found inside a system call (which the pair does not
+ * contain).
+ *
+ * The wait sends the thread no signal.  CPU time spent handling signals is
+ * CPU time too, and a thread that a loaded machine leaves off the CPU
+ * handles each new signal before its next instruction of its own: counting
+ * from the stop, a few probes by signal could add up to the threshold
+ * while the store still waited.  So the clock starts when the thread
+ * itself leaves the stop handler (park_signal), and whether it sits in a
+ * system call is read from /proc/self/task/<tid>/syscall, which names the
+ * call of a blocked thread without disturbing it.  (A handler of the
+ * program's own that runs on that same return could still use the time;
+ * the pair stays in its place until the handler returns, so only a
+ * handler that runs for 20 us of CPU first would defeat the wait.) */
 #define PAST_STOP_CPU_NS 20000
+#define SYS_RT_SIGRETURN 15 /* x86-64: the stop handler's own way out */
 
 static uint64_t thread_cpu_ns(cgc_thread *t) {
     clockid_t cid;
@@ -256,6 +275,22 @@ static bool in_syscall(uintptr_t pc) {
     return (pc & 4095) <= 4094 && c[0] == 0x0f && c[1] == 0x05;
 }
 
+/* The system call thread tid is blocked in, or -1 (running, preempted in
+ * its own code, or unknown). */
+static long blocked_syscall(pid_t tid) {
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    /* "running", "-1 sp pc" (blocked outside a call) or "nr args... sp pc" */
+    if (buf[0] < '0' || buf[0] > '9') return -1;
+    return strtol(buf, NULL, 10);
+}
+
 void cgc__threads_note_stop_points(void) {
     for (cgc_thread *t = cgc__threads; t; t = t->next) {
         uintptr_t pc = t->saved_regs[REG_RIP];
@@ -263,25 +298,26 @@ void cgc__threads_note_stop_points(void) {
          * context; a thread that parked leaving cgc, or was held in a
          * blocking region, is not in the program's code) */
         t->stopped_in_code = t != cgc__self && t->signalled && pc && !in_syscall(pc);
-        if (t->stopped_in_code) t->cpu_at_stop = thread_cpu_ns(t);
+        t->resumes_at_stop = atomic_load_explicit(&t->resumes, RELAXED);
     }
 }
 
 void cgc__threads_wait_past_stop(void) {
     cgc__threads_lock();
     for (cgc_thread *t = cgc__threads; t; t = t->next) {
-        /* bounded: 5000 x 20 us.  Only a thread that is neither running nor
-         * in a system call recognisable as such could use it up (a
-         * `syscall` instruction split across two pages). */
+        /* bounded: 5000 x 20 us.  Only a thread that runs nowhere near the
+         * threshold in that time and is never seen in a system call could
+         * use it up: one the machine keeps off the CPU for 100 ms. */
         for (unsigned spins = 0; t->stopped_in_code && spins < 5000; spins++) {
-            uint64_t cpu = thread_cpu_ns(t);
-            if (cpu == UINT64_MAX || cpu - t->cpu_at_stop >= PAST_STOP_CPU_NS) break;
-            if (spins % 8 == 7) {
-                /* little CPU used: is it sleeping in a system call? */
-                cgc__thread_hold(t);
-                bool sys = t->signalled && in_syscall(t->saved_regs[REG_RIP]);
-                cgc__thread_release(t);
-                if (sys || !t->signalled) break;
+            /* acquire: cpu_at_resume is the one written before the count */
+            if (atomic_load_explicit(&t->resumes, ACQUIRE) != t->resumes_at_stop) {
+                uint64_t cpu = thread_cpu_ns(t);
+                uint64_t resumed = atomic_load_explicit(&t->cpu_at_resume, RELAXED);
+                if (cpu == UINT64_MAX || cpu - resumed >= PAST_STOP_CPU_NS) break;
+                if (spins % 8 == 7) {
+                    long nr = blocked_syscall(t->tid);
+                    if (nr >= 0 && nr != SYS_RT_SIGRETURN) break;
+                }
             }
             struct timespec ts = {0, 20000};
             nanosleep(&ts, NULL);
