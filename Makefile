@@ -30,7 +30,7 @@ ASAN_OPTS   = -DCGC_SANITIZE=ON -DCGC_DEBUG_CHECKS=ON -DCGC_BUILD_TESTS=ON
 configure = $(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(2) $(CMAKE_ARGS)
 compile   = $(CMAKE) --build $(1) -j $(JOBS) $(if $(2),--target $(2))
 
-.PHONY: all build test test-build test-asan demo bench soak install clean \
+.PHONY: all build test test-build test-asan demo bench soak chaos install clean \
         deps-test deps-bench help
 
 all: build
@@ -82,6 +82,16 @@ soak:
 	$(call compile,build)
 	cd build && CGC_SOAK=1 $(CTEST) --output-on-failure -L soak
 
+# The concurrent torture tests on a machine made busy on purpose
+# (tests/loaded.sh); ROUNDS=n to change the length (default 40, about
+# half an hour on 2 CPUs).
+ROUNDS ?= 40
+chaos:
+	@$(MAKE) --no-print-directory -s deps-test
+	$(call configure,build,$(CHECKS_OPTS))
+	$(call compile,build)
+	bash tests/loaded.sh build $(ROUNDS)
+
 install:
 	@$(MAKE) --no-print-directory -s deps-test
 	$(call configure,build,$(PLAIN_OPTS))
@@ -125,6 +135,7 @@ help:
 	@echo "make demo             build and run the demo with CGC_DEBUG=gctrace=1"
 	@echo "make bench            benchmarks (build-bench/, bench/run.sh)"
 	@echo "make soak             long-running tests (ctest -L soak, CGC_SOAK=1) in build/"
+	@echo "make chaos [ROUNDS=n] the concurrent torture tests under CPU theft (tests/loaded.sh)"
 	@echo "make install PREFIX=  install (default /usr/local)"
 	@echo "make clean            remove the build directories"
 	@echo "make deps-test        install the packages the tests need (as root)"
