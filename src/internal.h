@@ -240,7 +240,8 @@ typedef struct cgc_arena {
     uint64_t dirty_bits[PAGES_PER_ARENA / 64]; /* 1 = page used since mapped */
     uint64_t released_bits[PAGES_PER_ARENA / 64]; /* 1 = returned to the OS */
     /* summaries of free runs per 64-page chunk (pages): at the start, the
-     * longest anywhere, at the end.  longest_run is the arena's maximum. */
+     * longest anywhere, at the end.  longest_run bounds the arena's
+     * longest free run from above (exact after a search that failed). */
     uint8_t sum_start[CHUNKS_PER_ARENA];
     uint8_t sum_max[CHUNKS_PER_ARENA];
     uint8_t sum_end[CHUNKS_PER_ARENA];

@@ -2,9 +2,9 @@
  * pageheap.c — the page allocator: runs of 8 KiB pages for spans.
  *
  * Each arena keeps a bitmap of free pages and, per 64-page chunk, a summary
- * of its free runs (at the start, longest, at the end), plus the arena's
- * longest run.  A request for n pages skips every arena whose longest run
- * is short, then walks the arena's 128 chunk summaries, touching a bitmap
+ * of its free runs (at the start, longest, at the end), plus a bound on the
+ * arena's longest run.  A request for n pages skips every arena whose
+ * bound is short, then walks the arena's 128 chunk summaries, touching a bitmap
  * word only in the chunk where the run is found: first fit in address
  * order, O(arenas + chunks) rather than O(pages).  (Go keeps the same
  * summaries in a radix tree over the whole address space.)
@@ -83,7 +83,12 @@ static void set_pages(cgc_arena *a, size_t first, size_t n, bool free) {
         }
     }
     for (size_t c = first / CHUNK_PAGES; c <= (first + n - 1) / CHUNK_PAGES; c++) summarize_chunk(a, c);
-    summarize_arena(a);
+    /* longest_run is a bound, not the exact maximum: taking pages can only
+     * shorten runs (the bound stays true), and freeing them is taken as
+     * possibly making the arena's longest run up to the whole arena.  The
+     * exact value is recomputed only when a search fails, which walks
+     * every chunk anyway: not for every span handed out or freed. */
+    if (free) a->longest_run = PAGES_PER_ARENA;
     if (free) {
         a->used_pages -= (uint32_t)n;
         pages_inuse -= n;
@@ -93,9 +98,8 @@ static void set_pages(cgc_arena *a, size_t first, size_t n, bool free) {
     }
 }
 
-/* First run of n free pages in a, or -1. */
-static long find_in_arena(cgc_arena *a, size_t n) {
-    if (a->longest_run < n) return -1;
+/* First run of n free pages in a by the chunk summaries, or -1. */
+static long find_run(cgc_arena *a, size_t n) {
     size_t run = 0, run_start = 0;
     for (size_t c = 0; c < CHUNKS_PER_ARENA; c++) {
         if (run == 0) run_start = c * CHUNK_PAGES;
@@ -119,6 +123,14 @@ static long find_in_arena(cgc_arena *a, size_t n) {
         run_start = c * CHUNK_PAGES + CHUNK_PAGES - run;
     }
     return -1;
+}
+
+/* First run of n free pages in a, or -1 (then longest_run is made exact). */
+static long find_in_arena(cgc_arena *a, size_t n) {
+    if (a->longest_run < n) return -1;
+    long found = find_run(a, n);
+    if (found < 0) summarize_arena(a);
+    return found;
 }
 
 static bool range_dirty(cgc_arena *a, size_t first, size_t n) {
