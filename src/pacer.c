@@ -136,7 +136,6 @@ static bool past_bound(void) {
 }
 
 #ifdef CGC_DEBUG_CHECKS
-_Atomic(cgc_thread *) cgc__debug_mark_wait_thread;
 #define FORCED_WAIT(t) (atomic_load_explicit(&cgc__debug_mark_wait_thread, RELAXED) == (t))
 #else
 #define FORCED_WAIT(t) false

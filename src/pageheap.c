@@ -88,8 +88,8 @@ static void set_pages(cgc_arena *a, size_t first, size_t n, bool free) {
      * possibly making the arena's longest run up to the whole arena.  The
      * exact value is recomputed only when a search fails, which walks
      * every chunk anyway: not for every span handed out or freed. */
-    if (free) a->longest_run = PAGES_PER_ARENA;
     if (free) {
+        a->longest_run = PAGES_PER_ARENA;
         a->used_pages -= (uint32_t)n;
         pages_inuse -= n;
     } else {

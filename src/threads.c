@@ -138,9 +138,7 @@ static void park_signal(cgc_thread *t, ucontext_t *uc) {
     /* back to the interrupted code: from here on, CPU time is spent on
      * the way out of the handler and then in the program's own code
      * (cgc__threads_wait_past_stop).  Release: the time before the count. */
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* async-signal-safe */
-    atomic_store_explicit(&t->cpu_at_resume, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, RELAXED);
+    atomic_store_explicit(&t->cpu_at_resume, cgc__thread_cputime(), RELAXED); /* clock_gettime: async-signal-safe */
     atomic_fetch_add_explicit(&t->resumes, 1, RELEASE);
 }
 
@@ -460,6 +458,12 @@ void cgc_thread_detach(void) {
 
 /* ------------------------------------------------------- blocking -- */
 
+#ifdef CGC_DEBUG_CHECKS
+/* The fault-injection hooks for tests (internal.h). */
+_Atomic(cgc_thread *) cgc__debug_mark_wait_thread;
+void (*_Atomic cgc__debug_mark_wait_hook)(void);
+#endif
+
 /* Inside cgc, with the heap past its overshoot bound while a mark runs:
  * wait for the mark to end as a thread in a blocking region (never
  * signalled; its stack read as saved here, with this frame holding the
@@ -468,10 +472,6 @@ void cgc_thread_detach(void) {
  * it leaves.  So a caller must hold no object that it has allocated and
  * not yet handed to the program (such an object is reachable from no
  * scanned word; the allocation paths pay their assist first). */
-#ifdef CGC_DEBUG_CHECKS
-void (*_Atomic cgc__debug_mark_wait_hook)(void);
-#endif
-
 NOINLINE void cgc__wait_for_mark_end(cgc_thread *t) {
     __builtin_unwind_init();
     memset(t->saved_regs, 0, sizeof t->saved_regs);
