@@ -294,11 +294,16 @@ static void run_cycle(bool forced) {
     tr.cpu_assist = atomic_load(&cgc__cpu_assist_ns) - cpu_assist0;
     uint64_t gc_cpu = tr.cpu_stw1 + tr.cpu_stw2 + tr.cpu_bg + tr.cpu_idle + tr.cpu_assist;
     atomic_fetch_add(&cgc__stats.gc_cpu_ns, gc_cpu);
-    /* CPU limiter: more than half the machine's time in this cycle went to
-     * the collector -> no assists next cycle.  Idle workers do not count
-     * (as in Go's limiter): they only use CPU nobody else wanted. */
-    uint64_t wall = t_end - tr.start_ns;
-    cgc__pacer_set_limiter(wall && gc_cpu - tr.cpu_idle > wall * (uint64_t)cgc__opt.maxprocs / 2);
+    /* CPU limiter: more than half the machine's time since the previous
+     * cycle ended went to the collector -> no assists next cycle.  The
+     * window is the whole period, not the mark alone: while a mark runs
+     * the collector is meant to take most of the CPU, and judging the mark
+     * by itself switched assists off every other cycle of a program that
+     * allocates fast (binary-trees), letting its heap overshoot the goal by
+     * half.  Idle workers do not count (as in Go's limiter): they only use
+     * CPU nobody else wanted. */
+    uint64_t window = t_end - (last_cycle_end_ns < tr.start_ns ? last_cycle_end_ns : tr.start_ns);
+    cgc__pacer_set_limiter(window && gc_cpu - tr.cpu_idle > window * (uint64_t)cgc__opt.maxprocs / 2);
     atomic_fetch_add(&cgc__stats.num_gc, 1);
     if (forced) atomic_fetch_add(&cgc__stats.num_forced_gc, 1);
     atomic_store(&cgc__stats.last_gc_unix_ns, cgc__walltime());

@@ -23,9 +23,10 @@
  * for the mark to end (cgc__wait_for_mark_end), as a blocked thread.
  *
  * GC CPU limiter: if the collector used more than 50 % of the machine's
- * CPU time over the last cycle, the next cycle skips assists (the heap may
- * then grow up to the overshoot bound), so that a memory limit cannot push
- * the program into a death spiral of back-to-back assisted cycles.
+ * CPU time from the end of the previous cycle to the end of this one
+ * (gc.c), the next cycle skips assists (the heap may then grow up to the
+ * overshoot bound), so that a memory limit cannot push the program into a
+ * death spiral of back-to-back assisted cycles.
  */
 #include "internal.h"
 
