@@ -251,14 +251,20 @@ typedef struct cgc_arena {
 
 extern _Atomic(cgc_arena *) *cgc__arena_map CGC_INTERNAL;
 
-/* O(1): the span holding address p, or NULL.  Valid for any address. */
-static ALWAYS_INLINE cgc_span *cgc__span_of(uintptr_t p) {
-    if (unlikely(p >> 47)) return NULL;
+/* The span of p, for p known to lie below 2^47 (the marking loops test
+ * that it is inside the heap's range first). */
+static ALWAYS_INLINE cgc_span *cgc__span_of_low(uintptr_t p) {
     cgc_arena *a = atomic_load_explicit(&cgc__arena_map[p >> ARENA_SHIFT], ACQUIRE);
     if (a == NULL) return NULL;
     /* acquire pairs with the release store that published the span after
      * its fields were set (pageheap.c) */
     return atomic_load_explicit(&a->spans[(p & (ARENA_SIZE - 1)) >> CGC_PAGE_SHIFT], ACQUIRE);
+}
+
+/* O(1): the span holding address p, or NULL.  Valid for any address. */
+static ALWAYS_INLINE cgc_span *cgc__span_of(uintptr_t p) {
+    if (unlikely(p >> 47)) return NULL;
+    return cgc__span_of_low(p);
 }
 
 /* The span holding p if it is in use and p lies within its objects. */

@@ -35,14 +35,23 @@ void cgc__checkmark_missed(cgc_gcwork *w, cgc_span *s, uint32_t idx, uintptr_t p
 
 /* ---------------------------------------------------------- greying -- */
 
-static ALWAYS_INLINE bool in_heap_range(uintptr_t p) {
-    return p - atomic_load_explicit(&cgc__heap_min, RELAXED) <
-           atomic_load_explicit(&cgc__heap_max, RELAXED) - atomic_load_explicit(&cgc__heap_min, RELAXED);
+/* The heap's address range, read once per scan: the bounds only grow, and
+ * a stale pair only sends a few more words to the address map. */
+typedef struct heap_range {
+    uintptr_t lo, size;
+} heap_range;
+
+static ALWAYS_INLINE heap_range heap_range_now(void) {
+    uintptr_t lo = atomic_load_explicit(&cgc__heap_min, RELAXED);
+    return (heap_range){lo, atomic_load_explicit(&cgc__heap_max, RELAXED) - lo};
 }
 
+static ALWAYS_INLINE bool in_heap(heap_range r, uintptr_t p) { return p - r.lo < r.size; }
+
 /* p's span s (from the address map) is known; the rest of the pointer
- * test and the greying. */
-static ALWAYS_INLINE void shade_in_span(cgc_gcwork *w, cgc_span *s, uintptr_t p) {
+ * test and the greying.  checkmark is a constant at every call: the
+ * marking loops are compiled once without the verifier's branches. */
+static ALWAYS_INLINE void shade_in_span(cgc_gcwork *w, cgc_span *s, uintptr_t p, bool checkmark) {
     if (atomic_load_explicit(&s->state, ACQUIRE) != SPAN_IN_USE || p < s->base || p >= s->limit) return;
     uint32_t idx = cgc__obj_index(s, p);
     uint64_t bit = 1ull << (idx & 63);
@@ -50,10 +59,10 @@ static ALWAYS_INLINE void shade_in_span(cgc_gcwork *w, cgc_span *s, uintptr_t p)
      * alloc-bit test before the mark-bit test (a slot handed out while
      * marking was marked first: cache.c pre-marks) */
     if (!(atomic_load_explicit(&s->alloc_bits[idx >> 6], ACQUIRE) & bit)) return;
-    _Atomic uint64_t *mw = (w->checkmark ? s->check_bits : s->mark_bits) + (idx >> 6);
+    _Atomic uint64_t *mw = (checkmark ? s->check_bits : s->mark_bits) + (idx >> 6);
     if (atomic_load_explicit(mw, RELAXED) & bit) return;
     if (atomic_fetch_or_explicit(mw, bit, RELAXED) & bit) return;
-    if (unlikely(w->checkmark)) {
+    if (checkmark) {
         if (!(atomic_load_explicit(&s->mark_bits[idx >> 6], RELAXED) & bit)) cgc__checkmark_missed(w, s, idx, p);
     } else {
         w->bytes_marked += s->elemsize;
@@ -61,69 +70,91 @@ static ALWAYS_INLINE void shade_in_span(cgc_gcwork *w, cgc_span *s, uintptr_t p)
     if (s->kind != KIND_NOSCAN) cgc__gcwork_push(w, s->base + idx * s->elemsize);
 }
 
-static ALWAYS_INLINE void shade_inline(cgc_gcwork *w, uintptr_t p) {
-    if (!in_heap_range(p)) return;
+/* One word, shaded at once (the barrier's flush, the verifier). */
+static ALWAYS_INLINE void shade_now(cgc_gcwork *w, uintptr_t p, bool checkmark) {
+    if (!in_heap(heap_range_now(), p)) return;
     cgc_span *s = cgc__span_of(p);
-    if (s) shade_in_span(w, s, p);
+    if (s) shade_in_span(w, s, p, checkmark);
 }
 
-/* The scanning loops' greying, pipelined: a word that passes the range
+void cgc__shade(cgc_gcwork *w, uintptr_t p) {
+    if (unlikely(w->checkmark)) shade_now(w, p, true);
+    else shade_now(w, p, false);
+}
+
+/* The marking loops' greying, pipelined: a word that passes the range
  * test and maps to a span has that span's header and bitmap lines
- * prefetched and waits in a ring of 8; the oldest is then tested and
+ * prefetched and waits in a ring of CAND_N; the oldest is then tested and
  * greyed.  Each pointer otherwise stalls on those misses one after the
  * other (the span struct, then its bitmaps), on top of the grey object's
  * own miss that the drain's ring already hides.  Spans do not change
  * state while a mark runs, so the deferred test sees what an immediate
- * one would.  gccheckmark shades at once (it names the word it came
- * from). */
+ * one would.  gccheckmark does not use the ring: it shades at once and
+ * names the word each object came from. */
 #define CAND_N 8
-static ALWAYS_INLINE void shade_candidate(cgc_gcwork *w, uintptr_t p) {
-    if (!in_heap_range(p)) return;
-    cgc_span *s = cgc__span_of(p);
+static ALWAYS_INLINE void shade_candidate(cgc_gcwork *w, heap_range r, uintptr_t p) {
+    if (!in_heap(r, p)) return;
+    cgc_span *s = cgc__span_of_low(p);
     if (!s) return;
-    if (unlikely(w->checkmark)) {
-        shade_in_span(w, s, p);
-        return;
-    }
     __builtin_prefetch(s);
     __builtin_prefetch(&s->alloc_bits[0]);
     __builtin_prefetch(&s->mark_bits[0]);
-    if (w->cand_n == CAND_N) {
+    uint32_t n = w->cand_n;
+    if (n == CAND_N) {
         uint32_t h = w->cand_head;
         uintptr_t op = w->cand_p[h];
         cgc_span *os = w->cand_s[h];
         w->cand_p[h] = p;
         w->cand_s[h] = s;
-        w->cand_head = (h + 1) % CAND_N;
-        shade_in_span(w, os, op);
+        w->cand_head = (h + 1) & (CAND_N - 1);
+        shade_in_span(w, os, op, false);
         return;
     }
-    uint32_t t = (w->cand_head + w->cand_n) % CAND_N;
+    uint32_t t = (w->cand_head + n) & (CAND_N - 1);
     w->cand_p[t] = p;
     w->cand_s[t] = s;
-    w->cand_n++;
+    w->cand_n = n + 1;
 }
 
 void cgc__shade_pending(cgc_gcwork *w) {
     while (w->cand_n) {
         uint32_t h = w->cand_head;
-        w->cand_head = (h + 1) % CAND_N;
+        w->cand_head = (h + 1) & (CAND_N - 1);
         w->cand_n--;
-        shade_in_span(w, w->cand_s[h], w->cand_p[h]);
+        shade_in_span(w, w->cand_s[h], w->cand_p[h], false);
     }
 }
 
-void cgc__shade(cgc_gcwork *w, uintptr_t p) { shade_inline(w, p); }
+/* Reads memory the collector does not own (stacks, segments, objects).
+ * The marking loop proper, inlined into scan_object for small objects. */
+static ALWAYS_INLINE void scan_words(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) {
+    heap_range r = heap_range_now();
+    lo = (lo + 7) & ~(uintptr_t)7;
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t))
+        shade_candidate(w, r, __atomic_load_n((uintptr_t *)a, __ATOMIC_RELAXED));
+    w->scan_work += hi > lo ? hi - lo : 0;
+}
 
-/* Reads memory the collector does not own (stacks, segments, objects). */
-CGC_NO_SANITIZE void cgc__scan_range(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) {
+/* gccheckmark's scan: each word shaded at once, its address kept for the
+ * report. */
+CGC_NO_SANITIZE static NOINLINE void scan_range_checkmark(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) {
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
-        uintptr_t v = __atomic_load_n((uintptr_t *)a, __ATOMIC_RELAXED);
-        if (unlikely(w->checkmark)) w->src_word = a;
-        shade_candidate(w, v);
+        w->src_word = a;
+        shade_now(w, __atomic_load_n((uintptr_t *)a, __ATOMIC_RELAXED), true);
     }
     w->scan_work += hi > lo ? hi - lo : 0;
+}
+
+CGC_NO_SANITIZE void cgc__scan_range(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) {
+    if (unlikely(w->checkmark)) scan_range_checkmark(w, lo, hi);
+    else scan_words(w, lo, hi);
+}
+
+/* A typed object's pointer word: queued, or shaded at once by the verifier. */
+static ALWAYS_INLINE void shade_typed_word(cgc_gcwork *w, heap_range r, uintptr_t p) {
+    if (unlikely(w->checkmark)) shade_now(w, p, true);
+    else shade_candidate(w, r, p);
 }
 
 /* Pointer words of a typed object whose user data starts at user, of size
@@ -131,13 +162,14 @@ CGC_NO_SANITIZE void cgc__scan_range(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) 
 CGC_NO_SANITIZE static void scan_typed(cgc_gcwork *w, uintptr_t user, size_t size, const cgc_type *type,
                                        size_t from, size_t to) {
     if (to > size) to = size;
+    heap_range r = heap_range_now();
     size_t tsize = type->size;
     for (size_t e = from / tsize * tsize; e < to; e += tsize) {
         for (size_t i = 0; i < type->nptrs; i++) {
             size_t off = e + type->offsets[i];
             if (off < from) continue;
             if (off >= to || off + sizeof(uintptr_t) > size) break;
-            shade_candidate(w, __atomic_load_n((uintptr_t *)(user + off), __ATOMIC_RELAXED));
+            shade_typed_word(w, r, __atomic_load_n((uintptr_t *)(user + off), __ATOMIC_RELAXED));
         }
     }
     w->scan_work += to > from ? to - from : 0;
@@ -164,8 +196,10 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
             size_t size = __atomic_load_n((uintptr_t *)obj + 1, __ATOMIC_RELAXED);
             if (size > s->elemsize - TYPED_HEADER) size = s->elemsize - TYPED_HEADER;
             scan_typed(w, obj + TYPED_HEADER, size, type, 0, size);
+        } else if (unlikely(w->checkmark)) {
+            scan_range_checkmark(w, obj, obj + s->elemsize);
         } else {
-            cgc__scan_range(w, obj, obj + s->elemsize);
+            scan_words(w, obj, obj + s->elemsize);
         }
         return;
     }
@@ -193,6 +227,15 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
             return;
         }
     }
+}
+
+/* The drain's step: the common case (a small conservative object, no
+ * verifier) inline, everything else through scan_object.  Inlined only
+ * into cgc__drain, which is exempt from the sanitizers as a scanner. */
+static ALWAYS_INLINE void scan_grey(cgc_gcwork *w, uintptr_t obj) {
+    cgc_span *s = cgc__span_of_low(obj);
+    if (likely(s->sizeclass && s->kind == KIND_SCAN && !w->checkmark)) scan_words(w, obj, obj + s->elemsize);
+    else scan_object(w, obj);
 }
 
 /* ------------------------------------------------------- root jobs -- */
@@ -251,7 +294,7 @@ static bool jobs_left(void) { return atomic_load_explicit(&next_job, RELAXED) < 
 
 #define PREFETCH_RING 8
 
-void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
+CGC_NO_SANITIZE void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
     /* A small FIFO of prefetched grey objects hides the cache miss of each
      * object behind the scanning of the ones before it. */
     uintptr_t ring[PREFETCH_RING];
@@ -279,7 +322,7 @@ void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
         obj = ring[head];
         head = (head + 1) % PREFETCH_RING;
         count--;
-        scan_object(w, obj);
+        scan_grey(w, obj);
         if ((++n & 31) == 0) {
             cgc__gcwork_balance(w);
             if (budget && w->scan_work - start_work >= budget) break;
