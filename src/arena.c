@@ -42,9 +42,14 @@ cgc_arena *cgc__arena_grow(size_t n) {
             a->sum_start[c] = a->sum_max[c] = a->sum_end[c] = CHUNK_PAGES;
         a->longest_run = PAGES_PER_ARENA;
         /* insert in address order */
-        cgc_arena **pp = &cgc__arenas;
-        while (*pp && (*pp)->base < a->base) pp = &(*pp)->next;
+        cgc_arena **pp = &cgc__arenas, *prev = NULL;
+        while (*pp && (*pp)->base < a->base) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
         a->next = *pp;
+        a->prev = prev;
+        if (*pp) (*pp)->prev = a;
         *pp = a;
         /* release: the arena's fields are set before a lookup can see it */
         atomic_store_explicit(&cgc__arena_map[a->base >> ARENA_SHIFT], a, RELEASE);

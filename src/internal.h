@@ -234,7 +234,7 @@ _Static_assert(offsetof(cgc_span, alloc_count) == 64 && offsetof(cgc_span, alloc
 
 typedef struct cgc_arena {
     uintptr_t base;
-    struct cgc_arena *next;                    /* address order */
+    struct cgc_arena *next, *prev;             /* address order */
     _Atomic(cgc_span *) spans[PAGES_PER_ARENA]; /* page -> span, NULL if free */
     uint64_t free_bits[PAGES_PER_ARENA / 64];  /* 1 = page free */
     uint64_t dirty_bits[PAGES_PER_ARENA / 64]; /* 1 = page used since mapped */
@@ -290,6 +290,8 @@ cgc_span *cgc__heap_alloc_span(uintptr_t npages, unsigned spanclass);
 void cgc__heap_free_span(cgc_span *s);
 /* Returns free pages to the OS (the scavenger); retain bytes stay mapped. */
 size_t cgc__heap_scavenge(size_t retain_bytes);
+/* The most bytes of pages in spans at once since the previous call. */
+uint64_t cgc__heap_take_inuse_peak(void);
 typedef struct cgc_heap_totals {
     uint64_t sys, inuse, released;
 } cgc_heap_totals;

@@ -117,15 +117,18 @@ void cgc__sweep_finish(void) {
 }
 
 /* What the scavenger keeps: 10 % over the largest of the last few heap
- * goals, plus 4 MiB.  A heap whose live size swings between cycles (a big
- * temporary structure built and dropped) would otherwise give pages back
- * after each small cycle only to fault them in again after the next one:
- * each release costs a TLB shootdown, each fault a zeroed page. */
+ * goals or of the pages in spans at their peak, plus 4 MiB.  A heap whose
+ * live size swings between cycles (a big temporary structure built and
+ * dropped) would otherwise give pages back after each small cycle only to
+ * fault them in again after the next one: each release costs a TLB
+ * shootdown, each fault a zeroed page.  The goal counts bytes in objects;
+ * the spans holding them take more pages (slots freed and not yet reused,
+ * class rounding), so the pages in use at their peak count too. */
 #define SCAVENGE_GOALS 4
-static uint64_t scavenge_retain(uint64_t goal) {
+static uint64_t scavenge_retain(uint64_t goal, uint64_t inuse_peak) {
     static uint64_t recent[SCAVENGE_GOALS]; /* the sweeper thread's own */
     static unsigned next;
-    recent[next++ % SCAVENGE_GOALS] = goal;
+    recent[next++ % SCAVENGE_GOALS] = goal > inuse_peak ? goal : inuse_peak;
     uint64_t peak = 0;
     for (unsigned i = 0; i < SCAVENGE_GOALS; i++)
         if (recent[i] > peak) peak = recent[i];
@@ -145,7 +148,8 @@ static void *sweeper_main(void *arg) {
             if ((++n & 63) == 0) sched_yield(); /* background: let mutators run */
         /* sweep done: give back what the heap will not need before the
          * next goal (the scavenger) */
-        cgc__heap_scavenge(scavenge_retain(atomic_load_explicit(&cgc__pacer.heap_goal, RELAXED)));
+        cgc__heap_scavenge(
+            scavenge_retain(atomic_load_explicit(&cgc__pacer.heap_goal, RELAXED), cgc__heap_take_inuse_peak()));
         atomic_fetch_add_explicit(&cgc__stats.gc_cpu_ns, cgc__thread_cputime() - cpu0, RELAXED);
     }
     return NULL;

@@ -10,7 +10,8 @@
  * whatever its chunk summaries and longest-run bounds say; the address map
  * must name the span on each of its pages and nothing on free pages; spans
  * must never overlap.  Freed runs must be found again: after everything is
- * given back, the same requests fit without the heap growing.
+ * given back, the same requests fit without the heap growing.  The
+ * scavenger then releases the highest free dirty pages first.
  */
 #include "check.h"
 #include "internal.h"
@@ -109,6 +110,47 @@ static void check_no_overlap(void)
         }
 }
 
+static bool bit_at(const uint64_t *bits, size_t i) { return (bits[i >> 6] >> (i & 63)) & 1; }
+
+/* The scavenger gives back the highest free dirty pages first (first fit
+ * takes the lowest ones again soon): after releasing about half of them,
+ * every page released by that call lies above every one left resident. */
+static void check_scavenge_order(void)
+{
+    size_t narenas = arena_count(), words = PAGES_PER_ARENA / 64;
+    uint64_t *before = calloc(narenas * words, sizeof *before);
+    CHECK(before != NULL);
+    size_t candidates = 0, k = 0;
+    for (cgc_arena *a = cgc__arenas; a; a = a->next, k++) {
+        memcpy(before + k * words, a->released_bits, words * sizeof *before);
+        for (size_t i = 0; i < PAGES_PER_ARENA; i++)
+            candidates += page_free(a, i) && bit_at(a->dirty_bits, i) && !bit_at(a->released_bits, i);
+    }
+    CHECKF(candidates >= 8, "only %zu free dirty pages to scavenge", candidates);
+    cgc_heap_totals t;
+    cgc__heap_totals(&t);
+    size_t release = candidates / 2 * CGC_PAGE_SIZE;
+    size_t got = cgc__heap_scavenge((size_t)(t.sys - t.released) - release);
+    CHECKF(got >= release, "scavenge released %zu bytes, asked for %zu", got, release);
+    uintptr_t lowest_released = UINTPTR_MAX, highest_kept = 0;
+    k = 0;
+    for (cgc_arena *a = cgc__arenas; a; a = a->next, k++)
+        for (size_t i = 0; i < PAGES_PER_ARENA; i++) {
+            if (!page_free(a, i) || bit_at(before + k * words, i))
+                continue;
+            uintptr_t page = a->base + (i << CGC_PAGE_SHIFT);
+            if (bit_at(a->released_bits, i)) {
+                if (page < lowest_released)
+                    lowest_released = page;
+            } else if (bit_at(a->dirty_bits, i) && page > highest_kept) {
+                highest_kept = page;
+            }
+        }
+    CHECKF(highest_kept < lowest_released, "scavenger released %p but kept the higher page %p",
+           (void *)lowest_released, (void *)highest_kept);
+    free(before);
+}
+
 int main(void)
 {
     cgc_init();
@@ -143,6 +185,7 @@ int main(void)
            arena_count());
     while (nlive)
         give_back(nlive - 1);
+    check_scavenge_order();
     printf("test_pageheap: %ld steps over %zu arenas\n", steps, arena_count());
     cgc_enable();
     return finish("test_pageheap");
