@@ -1,6 +1,6 @@
 /*
  * arena.c — address space: 64 MiB arenas reserved from the OS, the O(1)
- * address -> arena map, and the pool of span structs.
+ * address -> arena map, and the pools of span structs and mark arrays.
  *
  * The map has one entry per possible arena of the 47-bit user address space
  * (2^21 entries, 16 MiB of virtual memory touched only where arenas are),
@@ -76,6 +76,44 @@ cgc_span *cgc__span_struct_alloc(void) {
         s = span_pool_next++;
     }
     return s;
+}
+
+/* Mark arrays (internal.h, cgc__marked): a multiple of 64 bytes each, cut
+ * from 1 MiB chunks; a span struct keeps its array while it waits in the
+ * struct pool, and swaps it only for a span of another size.  Freed
+ * arrays wait on a list per size.  Under cgc__heap_lock. */
+static void *mark_pool_free[SPAN_MAX_ELEMS / 64];
+static uint8_t *mark_pool_next, *mark_pool_end;
+
+bool cgc__span_fit_marks(cgc_span *s, uint32_t nelems) {
+    uint32_t cap = (nelems + 63) & ~63u;
+    if (s->mark && s->mark_cap == cap) return true;
+    if (s->mark) {
+        void **old = (void **)(uintptr_t)s->mark;
+        *old = mark_pool_free[s->mark_cap / 64 - 1];
+        mark_pool_free[s->mark_cap / 64 - 1] = old;
+        s->mark = NULL;
+        s->mark_cap = 0;
+    }
+    void *m = mark_pool_free[cap / 64 - 1];
+    if (m) {
+        mark_pool_free[cap / 64 - 1] = *(void **)m;
+    } else {
+        if ((size_t)(mark_pool_end - mark_pool_next) < cap) {
+            size_t bytes = 1 << 20;
+            mark_pool_next = cgc__os_reserve(bytes, 4096);
+            if (!mark_pool_next) {
+                mark_pool_end = NULL;
+                return false;
+            }
+            mark_pool_end = mark_pool_next + bytes;
+        }
+        m = mark_pool_next;
+        mark_pool_next += cap;
+    }
+    s->mark = (_Atomic uint8_t *)m;
+    s->mark_cap = cap;
+    return true;
 }
 
 void cgc__span_struct_free(cgc_span *s) {

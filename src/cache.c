@@ -56,7 +56,7 @@ static bool take_remote_frees(cgc_mcache *c, cgc_span *s, bool current) {
         _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
         atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
         /* a free slot of a pre-marked span is black (allocate-black) */
-        if (s->preblack) atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
+        if (s->preblack) cgc__set_mark(s, idx);
         if (idx < s->freeindex) {
             *(void **)r = s->local_free;
             s->local_free = r;
@@ -75,31 +75,27 @@ static bool take_remote_frees(cgc_mcache *c, cgc_span *s, bool current) {
     return true;
 }
 
+/* The free slots of group w of s. */
+static uint64_t free_slots(cgc_span *s, uint32_t w) {
+    uint64_t valid = (w + 1) * 64 <= s->nelems ? ~0ull : (1ull << (s->nelems % 64)) - 1;
+    return ~atomic_load_explicit(&s->alloc_bits[w], RELAXED) & valid;
+}
+
 /* Allocate-black by pre-marking (invariant beside cgc_span): a span
  * entering a cache while a mark runs, or sitting in one when a mark
- * starts, gets the mark bit of each free slot set, one atomic OR per 64
- * slots instead of one per object allocated.  The OR is atomic: markers set
- * bits of allocated slots in the same words. */
+ * starts, gets the mark byte of each free slot set, once, instead of a
+ * mark written per object allocated.  Markers set the bytes of allocated
+ * slots meanwhile: other bytes. */
 static void preblacken(cgc_span *s) {
-    uint32_t nwords = (s->nelems + 63) / 64;
-    for (uint32_t w = 0; w < nwords; w++) {
-        uint64_t valid = (w + 1) * 64 <= s->nelems ? ~0ull : (1ull << (s->nelems % 64)) - 1;
-        uint64_t free_slots = ~atomic_load_explicit(&s->alloc_bits[w], RELAXED) & valid;
-        if (free_slots) atomic_fetch_or_explicit(&s->mark_bits[w], free_slots, RELAXED);
-    }
+    for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) cgc__mark_set_mask(s, w, free_slots(s, w));
     s->preblack = 1;
 }
 
-/* The span leaves the cache: free slots lose the mark bits preblacken gave
+/* The span leaves the cache: free slots lose the marks preblacken gave
  * them (slots allocated since keep theirs: they are black). */
 static void unpreblacken(cgc_span *s) {
     if (!s->preblack) return;
-    uint32_t nwords = (s->nelems + 63) / 64;
-    for (uint32_t w = 0; w < nwords; w++) {
-        uint64_t alloc = atomic_load_explicit(&s->alloc_bits[w], RELAXED);
-        if (~alloc & atomic_load_explicit(&s->mark_bits[w], RELAXED))
-            atomic_fetch_and_explicit(&s->mark_bits[w], alloc, RELAXED);
-    }
+    for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) cgc__mark_clear_mask(s, w, free_slots(s, w));
     s->preblack = 0;
 }
 

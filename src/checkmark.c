@@ -59,11 +59,11 @@ void cgc__checkmark_drain(cgc_gcwork *w);
 
 static void snapshot_marks(cgc_span *s, void *arg) {
     (void)arg;
-    for (int i = 0; i < SPAN_BITMAP_WORDS; i++)
-        atomic_store_explicit(&s->check_bits[i],
-                              atomic_load_explicit(&s->mark_bits[i], RELAXED) &
-                                  atomic_load_explicit(&s->alloc_bits[i], RELAXED),
-                              RELAXED);
+    for (uint32_t i = 0; i < SPAN_BITMAP_WORDS; i++) {
+        uint64_t kept = 0;
+        if (i * 64 < s->nelems) kept = cgc__mark_word(s, i) & atomic_load_explicit(&s->alloc_bits[i], RELAXED);
+        atomic_store_explicit(&s->check_bits[i], kept, RELAXED);
+    }
 }
 
 /* Mark workers must be stopped: the pool holds checkmark work only. */
@@ -117,13 +117,13 @@ void cgc__checkmark_sweep_verify(cgc_span *s) {
     uint32_t nwords = (s->nelems + 63) / 64;
     for (uint32_t w = 0; w < nwords; w++) {
         uint64_t kept = atomic_load_explicit(&s->check_bits[w], RELAXED);
-        uint64_t lost = kept & ~atomic_load_explicit(&s->mark_bits[w], RELAXED);
+        uint64_t lost = kept & ~cgc__mark_word(s, w);
         if (!lost) continue;
         uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(lost);
         uintptr_t obj = s->base + idx * s->elemsize;
         if (cgc__pending_remote_free(s, obj)) continue;
         cgc__fatal("gccheckmark: object %p (slot %u of span %p, span class %u, sweepgen %u, heap sg %u) "
-                   "was marked at mark termination but its mark bit is gone at its sweep",
+                   "was marked at mark termination but its mark is gone at its sweep",
                    (void *)obj, idx, (void *)s->base, s->spanclass, atomic_load(&s->sweepgen),
                    atomic_load(&cgc__sweepgen));
     }

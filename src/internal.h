@@ -167,16 +167,17 @@ struct cgc_type {
  *  - alloc_cache bit k == slot freeindex+k is free, for the slots up to the
  *    end of freeindex's 64-bit word; 0 means "look again in alloc_bits".
  *  - local_free holds only slots below freeindex whose alloc bit is clear.
- *  - mark_bits are written only during marking (atomically), read by sweep.
+ *  - mark bytes (cgc__marked, below) are set only during marking, read
+ *    and cleared by the sweep.
  *  - Allocate-black by pre-marking (cache.c): while a mark runs, every
- *    thread's current span has preblack set and the mark bit of every free
+ *    thread's current span has preblack set and the mark byte of every free
  *    slot set, so a slot handed out is black without a write to the mark
  *    bitmap.  Owned spans that are not current are not pre-marked: no slot
  *    is handed out from them until one becomes current again.  The marker
- *    never looks at a free slot's mark bit (the pointer test checks the
+ *    never looks at a free slot's mark byte (the pointer test checks the
  *    alloc bit first).  When a span stops being current the free slots'
- *    mark bits are cleared again, so after mark termination (which
- *    empties every cache) a mark bit means "reached".
+ *    marks are cleared again, so after mark termination (which
+ *    empties every cache) a mark means "reached".
  *  - sweepgen, relative to the heap's sg: sg-2 needs sweeping, sg-1 being
  *    swept, sg swept; current and owned spans are always swept (mark
  *    termination hands every one back before sg advances).
@@ -203,7 +204,7 @@ typedef struct cgc_span {
     _Atomic uint8_t state;
     uint8_t where;
     uint8_t needzero;    /* pages may hold old data */
-    uint8_t preblack;    /* free slots' mark bits set (cache.c; owner only) */
+    uint8_t preblack;    /* free slots' marks set (cache.c; owner only) */
 
     /* second line: what an owner's free also touches, with the first
      * word of alloc_bits (all of it for spans of up to 64 objects) */
@@ -214,23 +215,55 @@ typedef struct cgc_span {
     _Atomic uint8_t large_freed;  /* large object freed explicitly while marking */
     _Atomic(void *) remote_free;  /* cgc_free from other threads: a stack */
     struct cgc_span *next, *prev; /* mcentral or owned list, or free struct list */
-    void *list;                   /* the span list it is on, or NULL */
+    /* one mark byte per slot (see cgc__mark below); in the line the
+     * marker prefetches with alloc_bits[0] */
+    _Atomic uint8_t *mark;
     struct cgc_span *partial_next; /* the owner's partial stack */
     _Atomic uint64_t alloc_bits[16];
-    _Atomic uint64_t mark_bits[16];
     _Atomic uint64_t check_bits[16]; /* gccheckmark's separate mark, then
                                       * the verified mark kept for the sweep */
 
+    void *list; /* the span list it is on, or NULL */
     uint32_t npages;
+    uint32_t mark_cap; /* bytes at mark: nelems rounded up to 64 */
     /* large typed objects */
     const cgc_type *type;
     size_t user_size;
 } cgc_span;
-_Static_assert(offsetof(cgc_span, alloc_count) == 64 && offsetof(cgc_span, alloc_bits) == 120,
-               "the free path's fields fill the first cache line; alloc_bits[0] ends the second");
+_Static_assert(offsetof(cgc_span, alloc_count) == 64 && offsetof(cgc_span, alloc_bits) == 120 &&
+                   offsetof(cgc_span, mark) / 64 == 1,
+               "the free path's fields fill the first cache line; alloc_bits[0] ends the second, "
+               "which holds the mark pointer too");
 
 #define SPAN_MAX_ELEMS 1024
 #define SPAN_BITMAP_WORDS 16
+
+/* Mark bytes.  A slot is marked when its byte is nonzero.  Bytes, not
+ * bits: markers set them with a plain byte store, where a bit in a shared
+ * word needs a locked read-modify-write (on binary-trees the `lock bts`
+ * and the wait behind it were a quarter of the marking loop's time).  Two
+ * markers that find the same byte clear both set it and both queue the
+ * object, which is then scanned twice: harmless.  A byte is never cleared
+ * while a mark runs, except a free slot's (unpreblacken), which no marker
+ * sets.  The array holds mark_cap bytes, nelems rounded up to 64, the
+ * bytes past nelems always zero, so cgc__mark_word can read whole groups.
+ * Memory: one byte per slot, 6.25 % of a 16-byte class span (bdwgc pays
+ * the same for its mark bytes), 0.8 % at 128 bytes. */
+static ALWAYS_INLINE bool cgc__marked(const cgc_span *s, uint32_t idx) {
+    return atomic_load_explicit(&s->mark[idx], RELAXED) != 0;
+}
+static ALWAYS_INLINE void cgc__set_mark(cgc_span *s, uint32_t idx) { atomic_store_explicit(&s->mark[idx], 1, RELAXED); }
+/* Slots 64w .. 64w+63 as a bitmask (bit k: slot 64w+k marked). */
+uint64_t cgc__mark_word(const cgc_span *s, uint32_t w);
+/* Sets / clears the mark bytes of the slots in mask, within group w. */
+void cgc__mark_set_mask(cgc_span *s, uint32_t w, uint64_t mask);
+void cgc__mark_clear_mask(cgc_span *s, uint32_t w, uint64_t mask);
+/* All of the span's mark bytes to zero (the sweep; span init). */
+void cgc__mark_clear_all(cgc_span *s);
+/* Gives s a mark array for nelems slots (heap lock held); false if the OS
+ * refuses the memory. */
+bool cgc__span_fit_marks(cgc_span *s, uint32_t nelems);
+uint32_t cgc__spanclass_nelems(unsigned spanclass);
 
 typedef struct cgc_arena {
     uintptr_t base;
@@ -442,7 +475,7 @@ static ALWAYS_INLINE void cgc__cache_free_local(cgc_mcache *c, cgc_span *s, void
     bool current = s == c->alloc[s->spanclass];
     CGC_ASSERT(current || (!s->preblack && idx < s->freeindex));
     uint64_t bit = 1ull << (idx & 63);
-    if (s->preblack) atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], bit, RELAXED);
+    if (s->preblack) cgc__set_mark(s, idx);
     _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
     atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~bit, RELAXED);
     if (idx < s->freeindex) {

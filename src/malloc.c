@@ -36,7 +36,7 @@ static ALWAYS_INLINE void set_bit(_Atomic uint64_t *bits, uint32_t idx) {
 /* Allocation while marking, where no pre-marking applies (a large object,
  * a tiny block in use since before the mark): the new object is black. */
 static NOINLINE void mark_new_object(cgc_mcache *c, cgc_span *s, uint32_t idx) {
-    atomic_fetch_or_explicit(&s->mark_bits[idx >> 6], 1ull << (idx & 63), RELAXED);
+    cgc__set_mark(s, idx);
     c->black_bytes += s->elemsize;
 }
 
@@ -50,7 +50,7 @@ static ALWAYS_INLINE void *claim_slot(cgc_thread *t, cgc_span *s, unsigned spc, 
      * finds the slot allocated finds it black and never scans it
      * half-built; only the pacer's count is kept. */
     if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize;
-    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__bit(s->mark_bits, idx));
+    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__marked(s, idx));
     CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
     CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
     /* one owner at a time, and it is this thread: a span handed back (or
@@ -283,7 +283,7 @@ static void *tiny_alloc(size_t size) {
         if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) {
             cgc_span *s = cgc__span_of(c->tiny);
             uint32_t idx = cgc__obj_index(s, c->tiny);
-            if (!cgc__bit(s->mark_bits, idx)) mark_new_object(c, s, idx);
+            if (!cgc__marked(s, idx)) mark_new_object(c, s, idx);
         }
     } else {
         p = small_alloc(t, TINY_SPAN_CLASS, true);

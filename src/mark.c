@@ -3,7 +3,7 @@
  * the mark workers.
  *
  * Tri-colour invariant (Go's, with the hybrid barrier): an object is white
- * while its mark bit is clear, grey while its mark bit is set and its
+ * while its mark byte is clear, grey while its mark byte is set and its
  * address sits in a work buffer, black once scanned.  During the mark no
  * black object points to a white object that is not also reachable from a
  * grey object through white objects (weak invariant); new objects are
@@ -56,15 +56,20 @@ static ALWAYS_INLINE void shade_in_span(cgc_gcwork *w, cgc_span *s, uintptr_t p,
     uint32_t idx = cgc__obj_index(s, p);
     uint64_t bit = 1ull << (idx & 63);
     /* acquire: pairs with nothing stronger than x86 order, but keeps the
-     * alloc-bit test before the mark-bit test (a slot handed out while
+     * alloc-bit test before the mark test (a slot handed out while
      * marking was marked first: cache.c pre-marks) */
     if (!(atomic_load_explicit(&s->alloc_bits[idx >> 6], ACQUIRE) & bit)) return;
-    _Atomic uint64_t *mw = (checkmark ? s->check_bits : s->mark_bits) + (idx >> 6);
-    if (atomic_load_explicit(mw, RELAXED) & bit) return;
-    if (atomic_fetch_or_explicit(mw, bit, RELAXED) & bit) return;
     if (checkmark) {
-        if (!(atomic_load_explicit(&s->mark_bits[idx >> 6], RELAXED) & bit)) cgc__checkmark_missed(w, s, idx, p);
+        /* the verifier's own bitmap, set atomically */
+        _Atomic uint64_t *cw = &s->check_bits[idx >> 6];
+        if (atomic_load_explicit(cw, RELAXED) & bit) return;
+        if (atomic_fetch_or_explicit(cw, bit, RELAXED) & bit) return;
+        if (!cgc__marked(s, idx)) cgc__checkmark_missed(w, s, idx, p);
     } else {
+        /* a plain byte store, no locked instruction: a marker racing on
+         * the same object queues it a second time (internal.h) */
+        if (cgc__marked(s, idx)) return;
+        cgc__set_mark(s, idx);
         w->bytes_marked += s->elemsize;
     }
     if (s->kind != KIND_NOSCAN) cgc__gcwork_push(w, s->base + idx * s->elemsize);
@@ -97,8 +102,7 @@ static ALWAYS_INLINE void shade_candidate(cgc_gcwork *w, heap_range r, uintptr_t
     cgc_span *s = cgc__span_of_low(p);
     if (!s) return;
     __builtin_prefetch(s);
-    __builtin_prefetch(&s->alloc_bits[0]);
-    __builtin_prefetch(&s->mark_bits[0]);
+    __builtin_prefetch(&s->alloc_bits[0]); /* with the mark array's address */
     uint32_t n = w->cand_n;
     if (n == CAND_N) {
         uint32_t h = w->cand_head;
@@ -184,7 +188,7 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
          * checked */
         w->src = obj;
         w->src_kind = "marked object";
-        w->lenient = !cgc__bit(s->mark_bits, cgc__obj_index(s, obj));
+        w->lenient = !cgc__marked(s, cgc__obj_index(s, obj));
         /* freed with cgc_free and waiting on a remote list: its words are
          * the list's link and cookie, nothing the program stored */
         if (s->sizeclass && cgc__pending_remote_free(s, obj)) return;

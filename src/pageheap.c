@@ -166,6 +166,10 @@ static void prefault(uintptr_t base, size_t bytes) {
 cgc_span *cgc__heap_alloc_span(uintptr_t npages, unsigned spanclass) {
     cgc__lock(&cgc__heap_lock);
     cgc_span *s = cgc__span_struct_alloc();
+    if (s && !cgc__span_fit_marks(s, cgc__spanclass_nelems(spanclass))) {
+        cgc__span_struct_free(s);
+        s = NULL;
+    }
     if (!s) {
         cgc__unlock(&cgc__heap_lock);
         return NULL;

@@ -9,6 +9,10 @@
  */
 #include "internal.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 uint8_t cgc__class8[CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV + 1];
 
 void cgc__span_tables_init(void) {
@@ -22,9 +26,17 @@ void cgc__span_tables_init(void) {
     }
 }
 
+static unsigned class_of(unsigned spanclass) {
+    return spanclass == TINY_SPAN_CLASS ? cgc_size_to_class8[TINY_BLOCK >> 3] : spanclass / SPAN_KINDS;
+}
+
+uint32_t cgc__spanclass_nelems(unsigned spanclass) {
+    unsigned sizeclass = class_of(spanclass);
+    return sizeclass ? cgc_class_nelems[sizeclass] : 1;
+}
+
 void cgc__span_init(cgc_span *s, unsigned spanclass, uintptr_t npages) {
-    unsigned sizeclass = spanclass == TINY_SPAN_CLASS ? cgc_size_to_class8[TINY_BLOCK >> 3]
-                                                      : spanclass / SPAN_KINDS;
+    unsigned sizeclass = class_of(spanclass);
     s->spanclass = (uint16_t)spanclass;
     s->sizeclass = (uint8_t)sizeclass;
     s->kind = spanclass == TINY_SPAN_CLASS ? KIND_NOSCAN : (uint8_t)(spanclass % SPAN_KINDS);
@@ -51,11 +63,47 @@ void cgc__span_init(cgc_span *s, unsigned spanclass, uintptr_t npages) {
     s->where = WHERE_NONE;
     for (int i = 0; i < SPAN_BITMAP_WORDS; i++) {
         atomic_store_explicit(&s->alloc_bits[i], 0, RELAXED);
-        atomic_store_explicit(&s->mark_bits[i], 0, RELAXED);
         atomic_store_explicit(&s->check_bits[i], 0, RELAXED);
     }
+    CGC_ASSERT(s->mark && s->mark_cap >= s->nelems);
+    cgc__mark_clear_all(s);
     atomic_store_explicit(&s->sweepgen, atomic_load_explicit(&cgc__sweepgen, RELAXED), RELAXED);
 }
+
+/* ------------------------------------------------------ mark bytes -- */
+
+/* The sweep and the verifier read a span's mark bytes 64 at a time, with
+ * no marker running (world stopped, or the span claimed after the mark):
+ * whole 16-byte loads then race with nothing. */
+uint64_t cgc__mark_word(const cgc_span *s, uint32_t w) {
+    const uint8_t *m = (const uint8_t *)(uintptr_t)s->mark + (size_t)w * 64;
+    uint64_t bits = 0;
+#ifdef __SSE2__
+    const __m128i zero = _mm_setzero_si128();
+    for (int i = 0; i < 4; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(m + 16 * i));
+        uint32_t unmarked = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero));
+        bits |= (uint64_t)(~unmarked & 0xffffu) << (16 * i);
+    }
+#else
+    for (int i = 0; i < 64; i++) bits |= (uint64_t)(m[i] != 0) << i;
+#endif
+    return bits;
+}
+
+/* Byte by byte, atomically: markers may be setting other bytes of the
+ * same group (cache.c pre-marks free slots while a mark runs). */
+void cgc__mark_set_mask(cgc_span *s, uint32_t w, uint64_t mask) {
+    for (; mask; mask &= mask - 1) cgc__set_mark(s, w * 64 + (uint32_t)__builtin_ctzll(mask));
+}
+
+void cgc__mark_clear_mask(cgc_span *s, uint32_t w, uint64_t mask) {
+    for (; mask; mask &= mask - 1)
+        atomic_store_explicit(&s->mark[w * 64 + (uint32_t)__builtin_ctzll(mask)], 0, RELAXED);
+}
+
+/* No marker runs (span init, the sweep's claimed span). */
+void cgc__mark_clear_all(cgc_span *s) { memset((void *)(uintptr_t)s->mark, 0, s->mark_cap); }
 
 /* The free slots of word w at and after slot `from`, as a cache. */
 static uint64_t free_bits_from(cgc_span *s, uint32_t w, uint32_t from) {
@@ -101,6 +149,9 @@ void cgc__span_check(cgc_span *s) {
         if (a & ~valid) cgc__fatal("span %p: alloc bits beyond nelems (word %u)", (void *)s->base, w);
     }
     if (s->freeindex > s->nelems) cgc__fatal("span %p: freeindex %u > nelems %u", (void *)s->base, s->freeindex, s->nelems);
+    if (s->mark_cap < s->nelems || s->mark_cap % 64) cgc__fatal("span %p: %u mark bytes for %u slots", (void *)s->base, s->mark_cap, s->nelems);
+    for (uint32_t i = s->nelems; i < s->mark_cap; i++)
+        if (cgc__marked(s, i)) cgc__fatal("span %p: mark byte %u set beyond nelems %u", (void *)s->base, i, s->nelems);
     for (uint64_t k = 0; k < 64; k++) {
         if (!((s->alloc_cache >> k) & 1)) continue;
         uint32_t idx = s->freeindex + (uint32_t)k;

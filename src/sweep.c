@@ -1,6 +1,6 @@
 /*
- * sweep.c — sweeping: after a mark, each span's mark bits become its alloc
- * bits and a cleared mark bitmap is attached; a span with nothing marked
+ * sweep.c — sweeping: after a mark, each span's mark bytes become its alloc
+ * bits and its mark bytes are cleared; a span with nothing marked
  * goes back to the page heap.  Sweeping never writes objects.
  *
  * Go's sweepgen protocol, sg = cgc__sweepgen, advanced by 2 at each mark
@@ -43,13 +43,13 @@ bool cgc__sweep_span(cgc_span *s, bool preserve) {
     uint64_t remote = 0;
     for (; r; r = *(void **)r) {
         uint32_t idx = cgc__obj_index(s, (uintptr_t)r);
-        atomic_fetch_and_explicit(&s->mark_bits[idx >> 6], ~(1ull << (idx & 63)), RELAXED);
+        atomic_store_explicit(&s->mark[idx], 0, RELAXED);
         remote++;
     }
 
     if (s->sizeclass == 0) {
-        bool live = cgc__bit(s->mark_bits, 0) && !atomic_load_explicit(&s->large_freed, ACQUIRE);
-        atomic_store_explicit(&s->mark_bits[0], 0, RELAXED);
+        bool live = cgc__marked(s, 0) && !atomic_load_explicit(&s->large_freed, ACQUIRE);
+        atomic_store_explicit(&s->mark[0], 0, RELAXED);
         if (!live) {
             atomic_fetch_add_explicit(&cgc__stats.frees, 1, RELAXED);
             cgc__heap_free_span(s);
@@ -62,11 +62,11 @@ bool cgc__sweep_span(cgc_span *s, bool preserve) {
 
     uint32_t nwords = (s->nelems + 63) / 64, nalloc = 0;
     for (uint32_t w = 0; w < nwords; w++) {
-        uint64_t m = atomic_load_explicit(&s->mark_bits[w], RELAXED);
+        uint64_t m = cgc__mark_word(s, w);
         atomic_store_explicit(&s->alloc_bits[w], m, RELAXED);
-        atomic_store_explicit(&s->mark_bits[w], 0, RELAXED);
         nalloc += (uint32_t)__builtin_popcountll(m);
     }
+    cgc__mark_clear_all(s);
     int64_t freed = (int64_t)s->alloc_count - nalloc;
     if (freed > 0) atomic_fetch_add_explicit(&cgc__stats.frees, (uint64_t)freed, RELAXED);
     (void)remote;

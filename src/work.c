@@ -2,7 +2,7 @@
  * work.c — the grey set: 2 KiB buffers of object addresses.  Each marker
  * owns two buffers (cur, spare); full buffers go to a global list that
  * every marker takes from, empty ones to a free list.  An object is grey
- * exactly while its address is in some buffer (its mark bit is already set).
+ * exactly while its address is in some buffer (its mark byte is already set).
  */
 #include "internal.h"
 
