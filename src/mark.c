@@ -88,8 +88,9 @@ void cgc__shade(cgc_gcwork *w, uintptr_t p) {
 }
 
 /* The marking loops' greying, pipelined: a word that passes the range
- * test and maps to a span has that span's header and bitmap lines
- * prefetched and waits in a ring of CAND_N; the oldest is then tested and
+ * test and maps to a span has that span's header line and the line of its
+ * alloc bitmap's first word and mark array pointer prefetched, and waits
+ * in a ring of CAND_N; the oldest is then tested and
  * greyed.  Each pointer otherwise stalls on those misses one after the
  * other (the span struct, then its bitmaps), on top of the grey object's
  * own miss that the drain's ring already hides.  Spans do not change
@@ -130,7 +131,8 @@ void cgc__shade_pending(cgc_gcwork *w) {
 }
 
 /* Reads memory the collector does not own (stacks, segments, objects).
- * The marking loop proper, inlined into scan_object for small objects. */
+ * The marking loop proper, inlined into the drain (scan_grey) and
+ * scan_object; every caller is exempt from the sanitizers. */
 static ALWAYS_INLINE void scan_words(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) {
     heap_range r = heap_range_now();
     lo = (lo + 7) & ~(uintptr_t)7;
