@@ -43,10 +43,15 @@ void cgc__cache_init(cgc_mcache *c) {
  * that made a slot available.  A current span counts whole in heap_live
  * already; an owned span that is not current counts allocated slots only,
  * so its freed slots leave the count here. */
-static bool take_remote_frees(cgc_mcache *c, cgc_span *s, bool current) {
-    /* a plain look first: the exchange is a locked instruction, and most
-     * spans have no remote frees */
+static NOINLINE bool take_remote_frees_slow(cgc_mcache *c, cgc_span *s, bool current);
+static ALWAYS_INLINE bool take_remote_frees(cgc_mcache *c, cgc_span *s, bool current) {
+    /* a plain look first, inline: the exchange is a locked instruction,
+     * and most spans have no remote frees */
     if (!atomic_load_explicit(&s->remote_free, RELAXED)) return false;
+    return take_remote_frees_slow(c, s, current);
+}
+
+static NOINLINE bool take_remote_frees_slow(cgc_mcache *c, cgc_span *s, bool current) {
     /* acq_rel: pairs with the freer's CAS (see cgc__central_cache_span) */
     void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQ_REL);
     uint32_t n = 0;

@@ -94,7 +94,9 @@ static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc, bool zero) {
     for (int tries = 0;; tries++) {
         cgc_span *s = t->cache.alloc[spc];
         if (s->local_free) return small_alloc(t, spc, zero);
-        int64_t idx = s == &cgc__empty_span ? -1 : cgc__span_next_free_slow(s);
+        /* a span used up to its last slot (freeindex == nelems, the
+         * common case here) has nothing left in its bitmap */
+        int64_t idx = s->freeindex >= s->nelems ? -1 : cgc__span_next_free_slow(s);
         if (idx >= 0) return take_slot(t, s, spc, (uint32_t)idx, zero && s->needzero);
         if (tries > 100) cgc__fatal("no free slot in class %u after %d refills", spc, tries);
         if (!cgc__cache_refill(&t->cache, spc)) return NULL;
