@@ -300,6 +300,9 @@ static bool jobs_left(void) { return atomic_load_explicit(&next_job, RELAXED) < 
 
 #define PREFETCH_RING 8
 
+/* Exempt from the sanitizers as a scanner: the loop that reads grey
+ * objects' words (scan_grey) is inlined here, which saves a call per
+ * object (about 15 instructions of the 100 or so an object costs). */
 CGC_NO_SANITIZE void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
     /* A small FIFO of prefetched grey objects hides the cache miss of each
      * object behind the scanning of the ones before it. */
