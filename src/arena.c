@@ -79,27 +79,32 @@ cgc_span *cgc__span_struct_alloc(void) {
 }
 
 /* Mark arrays (internal.h, cgc__marked): a multiple of 64 bytes each, cut
- * from 1 MiB chunks; a span struct keeps its array while it waits in the
- * struct pool, and swaps it only for a span of another size.  Freed
- * arrays wait on a list per size.  Under cgc__heap_lock. */
+ * from 1 MiB chunks, followed by the span's check_bits when gccheckmark is
+ * on (the option is set before the first span and never changes, so all
+ * arrays of one size have the same tail).  A span struct keeps its array
+ * while it waits in the struct pool, and swaps it only for a span of
+ * another size.  Freed arrays wait on a list per size.  Under
+ * cgc__heap_lock. */
 static void *mark_pool_free[SPAN_MAX_ELEMS / 64];
 static uint8_t *mark_pool_next, *mark_pool_end;
 
 bool cgc__span_fit_marks(cgc_span *s, uint32_t nelems) {
     uint32_t cap = (nelems + 63) & ~63u;
+    size_t tail = cgc__opt.gccheckmark ? SPAN_BITMAP_WORDS * sizeof(uint64_t) : 0;
     if (s->mark && s->mark_cap == cap) return true;
     if (s->mark) {
         void **old = (void **)(uintptr_t)s->mark;
         *old = mark_pool_free[s->mark_cap / 64 - 1];
         mark_pool_free[s->mark_cap / 64 - 1] = old;
         s->mark = NULL;
+        s->check_bits = NULL;
         s->mark_cap = 0;
     }
     void *m = mark_pool_free[cap / 64 - 1];
     if (m) {
         mark_pool_free[cap / 64 - 1] = *(void **)m;
     } else {
-        if ((size_t)(mark_pool_end - mark_pool_next) < cap) {
+        if ((size_t)(mark_pool_end - mark_pool_next) < cap + tail) {
             size_t bytes = 1 << 20;
             mark_pool_next = cgc__os_reserve(bytes, 4096);
             if (!mark_pool_next) {
@@ -109,9 +114,10 @@ bool cgc__span_fit_marks(cgc_span *s, uint32_t nelems) {
             mark_pool_end = mark_pool_next + bytes;
         }
         m = mark_pool_next;
-        mark_pool_next += cap;
+        mark_pool_next += cap + tail;
     }
     s->mark = (_Atomic uint8_t *)m;
+    s->check_bits = tail ? (_Atomic uint64_t *)(void *)((uint8_t *)m + cap) : NULL;
     s->mark_cap = cap;
     return true;
 }

@@ -220,8 +220,11 @@ typedef struct cgc_span {
     _Atomic uint8_t *mark;
     struct cgc_span *partial_next; /* the owner's partial stack */
     _Atomic uint64_t alloc_bits[16];
-    _Atomic uint64_t check_bits[16]; /* gccheckmark's separate mark, then
-                                      * the verified mark kept for the sweep */
+    /* gccheckmark's separate mark, then the verified mark kept for the
+     * sweep: SPAN_BITMAP_WORDS words after the mark bytes, NULL unless
+     * gccheckmark is on (the struct is smaller by as much for everyone
+     * else) */
+    _Atomic uint64_t *check_bits;
 
     void *list; /* the span list it is on, or NULL */
     uint32_t npages;

@@ -63,7 +63,7 @@ void cgc__span_init(cgc_span *s, unsigned spanclass, uintptr_t npages) {
     s->where = WHERE_NONE;
     for (int i = 0; i < SPAN_BITMAP_WORDS; i++) {
         atomic_store_explicit(&s->alloc_bits[i], 0, RELAXED);
-        atomic_store_explicit(&s->check_bits[i], 0, RELAXED);
+        if (s->check_bits) atomic_store_explicit(&s->check_bits[i], 0, RELAXED);
     }
     CGC_ASSERT(s->mark && s->mark_cap >= s->nelems);
     cgc__mark_clear_all(s);
