@@ -35,15 +35,22 @@ void cgc__checkmark_missed(cgc_gcwork *w, cgc_span *s, uint32_t idx, uintptr_t p
 
 /* ---------------------------------------------------------- greying -- */
 
-/* The heap's address range, read once per scan: the bounds only grow, and
- * a stale pair only sends a few more words to the address map. */
+/* The heap's address range, read once per scan.  Every address in it is
+ * below 2^47 (arena.c refuses arenas beyond), which is what lets the
+ * marking loops use cgc__span_of_low.  Before the first arena the bounds
+ * are UINTPTR_MAX and 0, and while the first arena is published a reader
+ * can see its lower bound with the old upper bound of 0: either way the
+ * range must come out empty, not wrap around to cover every address.
+ * Later the bounds only grow: a stale pair misses at most an arena added
+ * after the mark started, whose objects are all allocated black. */
 typedef struct heap_range {
     uintptr_t lo, size;
 } heap_range;
 
 static ALWAYS_INLINE heap_range heap_range_now(void) {
     uintptr_t lo = atomic_load_explicit(&cgc__heap_min, RELAXED);
-    return (heap_range){lo, atomic_load_explicit(&cgc__heap_max, RELAXED) - lo};
+    uintptr_t hi = atomic_load_explicit(&cgc__heap_max, RELAXED);
+    return (heap_range){lo, hi > lo ? hi - lo : 0};
 }
 
 static ALWAYS_INLINE bool in_heap(heap_range r, uintptr_t p) { return p - r.lo < r.size; }

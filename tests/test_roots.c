@@ -575,9 +575,29 @@ static NOINLINE void case_holder(void)
     CGC_STORE(&g_holder, NULL);
 }
 
+/* Words that would pass a heap-range test whose empty range (before the
+ * first arena: bounds UINTPTR_MAX and 0) wrapped around; the marking loops
+ * then looked them up far outside the address map. */
+static volatile uintptr_t all_ones[4] = {UINTPTR_MAX, UINTPTR_MAX, UINTPTR_MAX - 8, (uintptr_t)1 << 63};
+
+/* Collections before anything is allocated: the roots are scanned against
+ * an empty heap, in both modes. */
+static void case_empty_heap(void)
+{
+    cgc_stats st;
+    cgc_read_stats(&st);
+    CHECKF(st.heap_sys == 0, "heap_sys %llu before the first allocation", (unsigned long long)st.heap_sys);
+    cgc_collect();
+    cgc_set_stoptheworld(1);
+    cgc_collect();
+    cgc_set_stoptheworld(0);
+    CHECK(all_ones[0] == UINTPTR_MAX);
+}
+
 int main(int argc, char **argv)
 {
     cgc_init();
+    case_empty_heap();
     cycles = (int)scaled(50, 50, 400);
     churn_bytes = (size_t)scaled(256 << 10, 96 << 10, 1 << 20);
     const char *dlpath = argc > 1 ? argv[1] : CGC_TEST_DLROOT_PATH;
