@@ -213,6 +213,7 @@ typedef struct cgc_span {
     atomic_u32 sweepgen;
     uint8_t in_partial;           /* on its owner's partial stack (cache.c) */
     _Atomic uint8_t large_freed;  /* large object freed explicitly while marking */
+    uint8_t grey_tag;             /* see cgc__grey_tag (mark.c) */
     _Atomic(void *) remote_free;  /* cgc_free from other threads: a stack */
     struct cgc_span *next, *prev; /* mcentral or owned list, or free struct list */
     /* one mark byte per slot (see cgc__mark below); in the line the
@@ -237,6 +238,15 @@ _Static_assert(offsetof(cgc_span, alloc_count) == 64 && offsetof(cgc_span, alloc
                    offsetof(cgc_span, mark) / 64 == 1,
                "the free path's fields fill the first cache line; alloc_bits[0] ends the second, "
                "which holds the mark pointer too");
+
+/* Grey entries (work buffers) of small conservative objects of 16 to 112
+ * bytes carry the size in 16-byte units in their low 3 bits, free because
+ * such objects are 16-byte aligned: the drain scans them without looking
+ * the span up again.  A span's tag, 0 for every other kind of span: */
+static inline uint8_t cgc__grey_tag(unsigned kind, unsigned sizeclass, uintptr_t elemsize) {
+    return kind == KIND_SCAN && sizeclass && elemsize % 16 == 0 && elemsize <= 7 * 16 ? (uint8_t)(elemsize / 16) : 0;
+}
+#define GREY_TAG_MASK ((uintptr_t)7)
 
 #define SPAN_MAX_ELEMS 1024
 #define SPAN_BITMAP_WORDS 16

@@ -79,7 +79,7 @@ static ALWAYS_INLINE void shade_in_span(cgc_gcwork *w, cgc_span *s, uintptr_t p,
         cgc__set_mark(s, idx);
         w->bytes_marked += s->elemsize;
     }
-    if (s->kind != KIND_NOSCAN) cgc__gcwork_push(w, s->base + idx * s->elemsize);
+    if (s->kind != KIND_NOSCAN) cgc__gcwork_push(w, (s->base + idx * s->elemsize) | (checkmark ? 0 : s->grey_tag));
 }
 
 /* One word, shaded at once (the barrier's flush, the verifier). */
@@ -246,6 +246,11 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
  * verifier) inline, everything else through scan_object.  Inlined only
  * into cgc__drain, which is exempt from the sanitizers as a scanner. */
 static ALWAYS_INLINE void scan_grey(cgc_gcwork *w, uintptr_t obj) {
+    uintptr_t tag = obj & GREY_TAG_MASK;
+    if (likely(tag)) {
+        scan_words(w, obj - tag, obj - tag + tag * 16);
+        return;
+    }
     cgc_span *s = cgc__span_of_low(obj);
     if (likely(s->sizeclass && s->kind == KIND_SCAN && !w->checkmark)) scan_words(w, obj, obj + s->elemsize);
     else scan_object(w, obj);

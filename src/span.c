@@ -50,6 +50,7 @@ void cgc__span_init(cgc_span *s, unsigned spanclass, uintptr_t npages) {
         s->divmagic = 0; /* every offset is object 0 */
     }
     s->limit = s->base + s->elemsize * s->nelems;
+    s->grey_tag = cgc__grey_tag(s->kind, s->sizeclass, s->elemsize);
     s->freeindex = 0;
     s->alloc_cache = 0;
     s->alloc_count = 0;
