@@ -82,8 +82,7 @@ static NOINLINE bool take_remote_frees_slow(cgc_mcache *c, cgc_span *s, bool cur
 
 /* The free slots of group w of s. */
 static uint64_t free_slots(cgc_span *s, uint32_t w) {
-    uint64_t valid = (w + 1) * 64 <= s->nelems ? ~0ull : (1ull << (s->nelems % 64)) - 1;
-    return ~atomic_load_explicit(&s->alloc_bits[w], RELAXED) & valid;
+    return ~atomic_load_explicit(&s->alloc_bits[w], RELAXED) & cgc__group_slots(s, w);
 }
 
 /* Allocate-black by pre-marking (invariant beside cgc_span): a span

@@ -213,10 +213,10 @@ typedef struct cgc_span {
     atomic_u32 sweepgen;
     uint8_t in_partial;           /* on its owner's partial stack (cache.c) */
     _Atomic uint8_t large_freed;  /* large object freed explicitly while marking */
-    uint8_t grey_tag;             /* see cgc__grey_tag (mark.c) */
+    uint8_t grey_tag;             /* see cgc__grey_tag below */
     _Atomic(void *) remote_free;  /* cgc_free from other threads: a stack */
     struct cgc_span *next, *prev; /* mcentral or owned list, or free struct list */
-    /* one mark byte per slot (see cgc__mark below); in the line the
+    /* one mark byte per slot (see cgc__marked below); in the line the
      * marker prefetches with alloc_bits[0] */
     _Atomic uint8_t *mark;
     struct cgc_span *partial_next; /* the owner's partial stack */
@@ -266,6 +266,12 @@ static ALWAYS_INLINE bool cgc__marked(const cgc_span *s, uint32_t idx) {
     return atomic_load_explicit(&s->mark[idx], RELAXED) != 0;
 }
 static ALWAYS_INLINE void cgc__set_mark(cgc_span *s, uint32_t idx) { atomic_store_explicit(&s->mark[idx], 1, RELAXED); }
+/* The slots that exist in group w (slots 64w .. 64w+63) of s, as a mask:
+ * all 64 but in the last group, none past it. */
+static inline uint64_t cgc__group_slots(const cgc_span *s, uint32_t w) {
+    if (w * 64 >= s->nelems) return 0;
+    return (w + 1) * 64 <= s->nelems ? ~0ull : (1ull << (s->nelems - w * 64)) - 1;
+}
 /* Slots 64w .. 64w+63 as a bitmask (bit k: slot 64w+k marked). */
 uint64_t cgc__mark_word(const cgc_span *s, uint32_t w);
 /* Sets / clears the mark bytes of the slots in mask, within group w. */

@@ -108,9 +108,7 @@ void cgc__mark_clear_all(cgc_span *s) { memset((void *)(uintptr_t)s->mark, 0, s-
 
 /* The free slots of word w at and after slot `from`, as a cache. */
 static uint64_t free_bits_from(cgc_span *s, uint32_t w, uint32_t from) {
-    uint64_t bits = ~atomic_load_explicit(&s->alloc_bits[w], RELAXED);
-    uint32_t word_end = (w + 1) * 64;
-    if (word_end > s->nelems) bits &= (1ull << (s->nelems - w * 64)) - 1;
+    uint64_t bits = ~atomic_load_explicit(&s->alloc_bits[w], RELAXED) & cgc__group_slots(s, w);
     return bits >> (from - w * 64);
 }
 
@@ -143,11 +141,9 @@ uint32_t cgc__span_count_alloc(cgc_span *s) {
 /* Debug builds: the span's invariants (internal.h). */
 void cgc__span_check(cgc_span *s) {
 #ifdef CGC_DEBUG_CHECKS
-    uint32_t nwords = (s->nelems + 63) / 64;
     for (uint32_t w = 0; w < SPAN_BITMAP_WORDS; w++) {
         uint64_t a = atomic_load_explicit(&s->alloc_bits[w], RELAXED);
-        uint64_t valid = w < nwords ? (w * 64 + 64 <= s->nelems ? ~0ull : (1ull << (s->nelems - w * 64)) - 1) : 0;
-        if (a & ~valid) cgc__fatal("span %p: alloc bits beyond nelems (word %u)", (void *)s->base, w);
+        if (a & ~cgc__group_slots(s, w)) cgc__fatal("span %p: alloc bits beyond nelems (word %u)", (void *)s->base, w);
     }
     if (s->freeindex > s->nelems) cgc__fatal("span %p: freeindex %u > nelems %u", (void *)s->base, s->freeindex, s->nelems);
     if (s->mark_cap < s->nelems || s->mark_cap % 64) cgc__fatal("span %p: %u mark bytes for %u slots", (void *)s->base, s->mark_cap, s->nelems);
