@@ -3,30 +3,32 @@
  * (malloc.c) takes no lock and no atomic read-modify-write.
  *
  * Per span class the cache has one current span, which the fast path
- * allocates from, and owned spans: spans that were current before and ran
- * dry, kept (up to CACHE_OWNED_MAX per thread) instead of going back to
- * mcentral.  A span has one owner at a time (s->owner); the owner keeps
- * all its spans of a class, the current one included, on owned[class],
- * linked when the span comes from mcentral and unlinked when it goes
- * back.  The owner frees into any span it owns without atomics: the slot
- * goes on the span's local free list, and a span that is not current and
- * not yet on the class's partial stack is pushed there (a singly linked
- * stack through the span itself, so the free path writes no other span).
- * A refill pops the partial stack first.  Slots freed by other threads
- * arrive on the span's remote list; the freer that makes the list
- * non-empty sets the class's bit in the owner's remote_hint, and a refill
- * that finds the partial stack empty scans the owned spans of a hinted
- * class.  So a program that frees what it allocated (a malloc
- * replacement) reuses its slots in LIFO order without touching mcentral,
- * as mimalloc's thread-owned pages do.
+ * allocates from through its bitmap (freeindex, alloc_cache), and owned
+ * spans: spans that were current before and ran dry, kept instead of going
+ * back to mcentral.  A span has one owner at a time (s->owner); the owner
+ * keeps all its spans of a class, the current one included, on
+ * owned[class], linked when the span comes from mcentral and unlinked when
+ * it goes back.  The owner frees into any span it owns without atomics:
+ * the slot goes on the class's local free list (cgc_cache_class.free),
+ * which the fast path pops before it looks at the current span.  So a
+ * program that frees what it allocated (a malloc replacement) reuses its
+ * slots in LIFO order, from whichever of its spans they are in, without a
+ * refill and without touching mcentral, as mimalloc's thread-owned pages
+ * do.  Slots freed by other threads arrive on the span's remote list; the
+ * freer that makes the list non-empty sets the class's bit in the owner's
+ * remote_hint, and a refill scans the owned spans of a hinted class and
+ * moves their remote frees to the local list.
  *
  * Owned spans do not outlive a cycle: mark termination flushes them with
  * the current ones (sweeping sees only mcentral), so ownership is
- * rebuilt after each cycle.
+ * rebuilt after each cycle.  The local lists are dropped then: their slots'
+ * alloc bits are clear already.
  *
- * Heap accounting (cgc__pacer.heap_live): a current span counts whole (its
- * free slots are reserved for this thread); an owned span that is not
- * current counts its allocated slots only, as a span in mcentral does.
+ * Heap accounting (cgc__pacer.heap_live): an owned span counts its
+ * allocated slots, and the current span its free slots at or after
+ * freeindex too (reserved for this thread: added when the span became
+ * current, taken out when it leaves).  A slot entering the local free list
+ * leaves the count; one taken off it enters again.
  */
 #include "internal.h"
 
@@ -36,36 +38,36 @@ cgc_span cgc__empty_span;
 
 void cgc__cache_init(cgc_mcache *c) {
     memset(c, 0, sizeof *c);
-    for (size_t i = 0; i < NUM_CENTRALS; i++) c->alloc[i] = &cgc__empty_span;
+    for (size_t i = 0; i < NUM_CENTRALS; i++) c->cls[i].span = &cgc__empty_span;
 }
 
 /* Takes the slots other threads freed in s (owner only).  Returns true if
- * that made a slot available.  A current span counts whole in heap_live
- * already; an owned span that is not current counts allocated slots only,
- * so its freed slots leave the count here. */
-static NOINLINE bool take_remote_frees_slow(cgc_mcache *c, cgc_span *s, bool current);
-static ALWAYS_INLINE bool take_remote_frees(cgc_mcache *c, cgc_span *s, bool current) {
+ * that made a slot available: on the local free list below freeindex,
+ * in the bitmap at or after it (the current span only). */
+static NOINLINE bool take_remote_frees_slow(cgc_mcache *c, cgc_span *s);
+static ALWAYS_INLINE bool take_remote_frees(cgc_mcache *c, cgc_span *s) {
     /* a plain look first, inline: the exchange is a locked instruction,
      * and most spans have no remote frees */
     if (!atomic_load_explicit(&s->remote_free, RELAXED)) return false;
-    return take_remote_frees_slow(c, s, current);
+    return take_remote_frees_slow(c, s);
 }
 
-static NOINLINE bool take_remote_frees_slow(cgc_mcache *c, cgc_span *s, bool current) {
+static NOINLINE bool take_remote_frees_slow(cgc_mcache *c, cgc_span *s) {
     /* acq_rel: pairs with the freer's CAS (see cgc__central_cache_span) */
     void *r = atomic_exchange_explicit(&s->remote_free, NULL, ACQ_REL);
-    uint32_t n = 0;
+    cgc_cache_class *k = &c->cls[s->spanclass];
+    uint32_t n = 0, listed = 0;
     while (r) {
         void *next = *(void **)r;
         uint32_t idx = cgc__obj_index(s, (uintptr_t)r);
         _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
         atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
-        /* a free slot of a pre-marked span is black (allocate-black) */
-        if (s->preblack) cgc__set_mark(s, idx);
         if (idx < s->freeindex) {
-            *(void **)r = s->local_free;
-            s->local_free = r;
-        } /* else: next_free_slow finds it in the bitmap */
+            cgc__listed_push(k, s, r, idx);
+            listed++;
+        } else if (s->preblack) {
+            cgc__set_mark(s, idx); /* a free slot of a pre-marked span is black */
+        }
         n++;
         r = next;
     }
@@ -73,10 +75,7 @@ static NOINLINE bool take_remote_frees_slow(cgc_mcache *c, cgc_span *s, bool cur
     CGC_OWNER_ADD(c->nfree, n);
     s->alloc_cache = 0; /* rescan from freeindex */
     s->needzero = 1;
-    if (!current) {
-        s->alloc_count -= n;
-        c->live_delta -= (int64_t)n * (int64_t)s->elemsize;
-    }
+    c->live_delta -= (int64_t)listed * (int64_t)s->elemsize;
     return true;
 }
 
@@ -105,7 +104,7 @@ static void unpreblacken(cgc_span *s) {
 
 void cgc__cache_preblacken(cgc_mcache *c) {
     for (size_t i = 0; i < NUM_CENTRALS; i++)
-        if (c->alloc[i] != &cgc__empty_span) preblacken(c->alloc[i]);
+        if (c->cls[i].span != &cgc__empty_span) preblacken(c->cls[i].span);
 }
 
 /* One class's allocation count into the global statistics (the others
@@ -132,114 +131,117 @@ void cgc__cache_merge_live(cgc_mcache *c) {
     c->live_delta = 0;
 }
 
-/* The current span of spc ran dry.  A span runs dry only when full: every
- * free slot below freeindex is on local_free, and the bitmap scan found
- * none from freeindex on.  It stays owned (nothing to relink: it is on
- * the owned list already, and full spans are on no stack), or goes back to
- * mcentral when the cache owns too many. */
+void cgc__cache_live_grew(cgc_mcache *c) {
+    cgc__cache_merge_live(c);
+    cgc__gc_maybe_trigger();
+}
+
+/* The current span of spc ran dry: no free slot at or after freeindex
+ * (freeindex == nelems); its free slots below are on the local list.  It
+ * stays owned, or goes back to mcentral when the cache owns too many and
+ * it has no free slot at all (so none is on the local list). */
 static void retire_current(cgc_mcache *c, unsigned spanclass, cgc_span *s) {
-    CGC_ASSERT(s->local_free == NULL && s->freeindex == s->nelems && !s->in_partial);
-    CGC_ASSERT(cgc__span_count_alloc(s) == s->nelems);
+    CGC_ASSERT(s->freeindex == s->nelems);
     unpreblacken(s);
-    c->alloc[spanclass] = &cgc__empty_span;
+    c->cls[spanclass].span = &cgc__empty_span;
     s->alloc_cache = 0;
-    s->alloc_count = s->nelems;
-    if (c->nowned > CACHE_OWNED_MAX) {
+    if (c->nowned > CACHE_OWNED_MAX && cgc__span_count_alloc(s) == s->nelems) {
         cgc__list_remove(&c->owned[spanclass], s);
         c->nowned--;
         cgc__central_uncache_span(s);
     }
 }
 
-/* An owned span of spc with a free slot, off the partial stack, or NULL.
- * The other owned spans are looked at only when another thread freed into
- * one of this class (the remote hint). */
-static cgc_span *take_owned(cgc_mcache *c, unsigned spanclass) {
-    cgc_span *s = c->partial[spanclass];
-    if (!s) {
-        atomic_u64 *hint = &c->remote_hint[spanclass / 64];
-        uint64_t bit = 1ull << (spanclass % 64);
-        if (!(atomic_load_explicit(hint, RELAXED) & bit)) return NULL;
-        /* cleared before the scan: a free that lands after the scan
-         * passed its span sets the bit again.  Acquire: pairs with the
-         * freer's release OR, so its push is visible to the scan. */
-        atomic_fetch_and_explicit(hint, ~bit, ACQUIRE);
-        for (cgc_span *f = c->owned[spanclass].head; f; f = f->next)
-            if (f != c->alloc[spanclass] && take_remote_frees(c, f, false) && !f->in_partial) cgc__cache_partial_push(c, f);
-        s = c->partial[spanclass];
-        if (!s) return NULL;
-    }
-    c->partial[spanclass] = s->partial_next;
-    s->partial_next = NULL;
-    s->in_partial = 0;
-    take_remote_frees(c, s, false);
-    return s;
+/* Other threads freed into owned spans of spc (the remote hint): their
+ * slots to this thread.  True if that made one available. */
+static bool take_hinted_remote_frees(cgc_mcache *c, unsigned spanclass) {
+    atomic_u64 *hint = &c->remote_hint[spanclass / 64];
+    uint64_t bit = 1ull << (spanclass % 64);
+    if (!(atomic_load_explicit(hint, RELAXED) & bit)) return false;
+    /* cleared before the scan: a free that lands after the scan passed
+     * its span sets the bit again.  Acquire: pairs with the freer's
+     * release OR, so its push is visible to the scan. */
+    atomic_fetch_and_explicit(hint, ~bit, ACQUIRE);
+    bool any = false;
+    for (cgc_span *f = c->owned[spanclass].head; f; f = f->next) any |= take_remote_frees(c, f);
+    return any;
 }
 
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
-    cgc_span *s = c->alloc[spanclass];
-    if (s != &cgc__empty_span) {
-        if (take_remote_frees(c, s, true)) return true;
-        retire_current(c, spanclass, s);
-    }
-    /* Proportional sweeping: each refill while a sweep is pending sweeps
-     * one span of any class, so sweep completes well before the next
-     * trigger even without the background sweeper. */
+    cgc_cache_class *k = &c->cls[spanclass];
+    cgc_span *s = k->span;
+    if (s != &cgc__empty_span && take_remote_frees(c, s)) return true;
+    if (take_hinted_remote_frees(c, spanclass)) return true;
+    CGC_ASSERT(k->free == NULL); /* the caller looked there first */
+    if (s != &cgc__empty_span) retire_current(c, spanclass, s);
+    /* Proportional sweeping: each span taken while a sweep is pending
+     * sweeps one span of any class, so sweep completes well before the
+     * next trigger even without the background sweeper. */
     if (atomic_load_explicit(&cgc__sweep_pages_left, RELAXED)) cgc__sweep_one();
 
-    s = take_owned(c, spanclass);
-    bool from_central = s == NULL;
-    if (from_central) {
-        s = cgc__central_cache_span(spanclass, c);
-        if (!s) {
-            cgc__cache_merge_live(c);
-            return false;
-        }
-        cgc__list_push(&c->owned[spanclass], s);
-        c->nowned++;
+    s = cgc__central_cache_span(spanclass, c);
+    if (!s) {
+        cgc__cache_merge_live(c);
+        return false;
     }
+    cgc__list_push(&c->owned[spanclass], s);
+    c->nowned++;
     /* no mark can start or end while this thread is inside cgc */
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) preblacken(s);
+    /* the span's free slots are this thread's now: they count */
     uint64_t bytes = (uint64_t)(s->nelems - s->alloc_count) * s->elemsize;
     c->live_delta += (int64_t)bytes;
-    c->alloc[spanclass] = s;
-    /* The shared counters take atomic adds: after a span from mcentral
-     * (the heap may be growing), else once the thread's own balance has
-     * moved by CACHE_LIVE_MERGE_BYTES.  An owned span with one free slot can be
-     * refilled once per object; that must not cost three atomic adds. */
-    if (from_central || c->live_delta >= CACHE_LIVE_MERGE_BYTES || c->live_delta <= -CACHE_LIVE_MERGE_BYTES) {
-        cgc__cache_merge_live(c);
-        merge_class(c, spanclass);
-        merge_black(c);
-        cgc__gc_maybe_trigger();
-    }
+    k->span = s;
+    cgc__cache_merge_live(c);
+    merge_class(c, spanclass);
+    merge_black(c);
+    cgc__gc_maybe_trigger();
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED) && cgc__self)
         cgc__assist(cgc__self, bytes);
     return true;
 }
 
+/* Debug builds: every slot on a local free list is a free slot below
+ * freeindex of a span of its class that c owns. */
+static void check_local_free(cgc_mcache *c, unsigned spanclass) {
+#ifdef CGC_DEBUG_CHECKS
+    for (void *f = c->cls[spanclass].free; f; f = *(void **)f) {
+        cgc_span *s = cgc__span_of((uintptr_t)f);
+        uint32_t idx = s ? cgc__obj_index(s, (uintptr_t)f) : 0;
+        uint32_t listed_idx;
+        if (!s || atomic_load_explicit(&s->owner, RELAXED) != c || s->spanclass != spanclass || idx >= s->freeindex ||
+            cgc__bit(s->alloc_bits, idx) || s->base + idx * s->elemsize != (uintptr_t)f ||
+            cgc__listed_span(f, s->elemsize, &listed_idx) != s || listed_idx != idx)
+            cgc__fatal("local free list of class %u: slot %p is not a free slot below freeindex of an owned span", spanclass, f);
+    }
+#else
+    (void)c, (void)spanclass;
+#endif
+}
+
 void cgc__cache_flush(cgc_mcache *c) {
     for (size_t i = 0; i < NUM_CENTRALS; i++) {
-        cgc_span *s = c->alloc[i];
+        cgc_cache_class *k = &c->cls[i];
+        check_local_free(c, (unsigned)i);
+        k->free = NULL; /* free in their bitmaps already */
+        cgc_span *s = k->span;
         if (s != &cgc__empty_span) {
-            /* the current span's count becomes exact, and its free slots
-             * leave heap_live */
-            s->alloc_count = cgc__span_count_alloc(s);
-            uint64_t unused = (uint64_t)(s->nelems - s->alloc_count) * s->elemsize;
+            /* the current span's reserved slots leave heap_live */
+            uint64_t unused = (uint64_t)cgc__span_count_free_from(s, s->freeindex) * s->elemsize;
             unpreblacken(s);
-            atomic_fetch_sub_explicit(&cgc__pacer.heap_live, unused, RELAXED);
-            c->alloc[i] = &cgc__empty_span;
+            c->live_delta -= (int64_t)unused;
+            k->span = &cgc__empty_span;
         }
-        c->partial[i] = NULL;
         if (c->owned[i].head) {
             c->nowned -= (uint32_t)c->owned[i].n;
-            cgc__central_uncache_owned((unsigned)i, &c->owned[i]); /* resets in_partial */
+            cgc__central_uncache_owned((unsigned)i, &c->owned[i]);
         }
     }
     CGC_ASSERT(c->nowned == 0);
     for (size_t w = 0; w < sizeof c->remote_hint / sizeof c->remote_hint[0]; w++)
         atomic_store_explicit(&c->remote_hint[w], 0, RELAXED);
     cgc__cache_merge_live(c);
+    c->unassisted = 0;
     c->tiny = 0;
     c->tiny_offset = 0;
     cgc__cache_merge_stats(c);

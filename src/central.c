@@ -194,17 +194,15 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
 
 /* A span leaves its owner: allocation state reset (the bitmap is exact:
  * the next owner scans it from the start, finding the slots freed below
- * the old freeindex; the local list is dropped). */
+ * the old freeindex; the owner drops its local free list with it) and
+ * alloc_count made exact again. */
 static void disown(cgc_span *s) {
     CGC_ASSERT(s->where == WHERE_CACHED && s->list == NULL);
     s->where = WHERE_NONE;
     atomic_store_explicit(&s->owner, NULL, RELAXED);
-    s->in_partial = 0;
-    s->partial_next = NULL;
-    s->local_free = NULL;
     s->alloc_cache = 0;
     s->freeindex = 0;
-    CGC_ASSERT(s->alloc_count == cgc__span_count_alloc(s)); /* kept exact by the owner */
+    s->alloc_count = cgc__span_count_alloc(s);
     cgc__span_check(s);
 }
 

@@ -156,28 +156,33 @@ struct cgc_type {
  *
  * Invariants (checked by cgc__span_check in debug builds):
  *  - alloc_bits is exact: bit i set <=> slot i is allocated.  Slots on
- *    the owner's local_free list have their bit clear; slots on the
- *    remote_free list keep it set until the owner or the sweeper takes
- *    them.  Bits at and beyond nelems are never set.
+ *    the owner's local free list (cgc_cache_class.free) have their bit
+ *    clear; slots on the remote_free list keep it set until the owner or
+ *    the sweeper takes them.  Bits at and beyond nelems are never set.
  *  - While owned by a thread (s->owner: its current span for the class,
  *    or one of its owned spans, cache.c), only that thread writes
- *    alloc_bits, freeindex, alloc_cache, local_free and alloc_count;
- *    otherwise only the sweeper that claimed it (sweepgen sg-1) or
- *    mcentral under its lock.  Other threads' frees go to remote_free.
+ *    alloc_bits, freeindex, alloc_cache and alloc_count; otherwise only
+ *    the sweeper that claimed it (sweepgen sg-1) or mcentral under its
+ *    lock.  Other threads' frees go to remote_free.  alloc_count is exact
+ *    while the span is not owned; an owner does not keep it.
  *  - alloc_cache bit k == slot freeindex+k is free, for the slots up to the
  *    end of freeindex's 64-bit word; 0 means "look again in alloc_bits".
- *  - local_free holds only slots below freeindex whose alloc bit is clear.
+ *  - A free slot below freeindex of an owned span is on its owner's local
+ *    free list; a free slot at or after freeindex is on no list (the
+ *    bitmap scan finds it).  An owned span that is not its class's current
+ *    span has freeindex == nelems.
  *  - mark bytes (cgc__marked, below) are set only during marking, read
  *    and cleared by the sweep.
  *  - Allocate-black by pre-marking (cache.c): while a mark runs, every
  *    thread's current span has preblack set and the mark byte of every free
- *    slot set, so a slot handed out is black without a write to the mark
- *    bitmap.  Owned spans that are not current are not pre-marked: no slot
- *    is handed out from them until one becomes current again.  The marker
- *    never looks at a free slot's mark byte (the pointer test checks the
- *    alloc bit first).  When a span stops being current the free slots'
- *    marks are cleared again, so after mark termination (which
- *    empties every cache) a mark means "reached".
+ *    slot at or after freeindex set, so a slot the bitmap path hands out is
+ *    black without a write to the mark bitmap.  Owned spans that are not
+ *    current are not pre-marked; a slot taken from the local free list is
+ *    marked when handed out.  The marker never looks at a free slot's
+ *    mark byte (the pointer test checks the alloc bit first).  When a
+ *    span stops being current the free slots' marks are cleared again.
+ *    A slot freed with cgc_free after a marker reached it keeps its mark,
+ *    so the sweep keeps only slots both marked and allocated.
  *  - sweepgen, relative to the heap's sg: sg-2 needs sweeping, sg-1 being
  *    swept, sg swept; current and owned spans are always swept (mark
  *    termination hands every one back before sg advances).
@@ -185,7 +190,7 @@ struct cgc_type {
  */
 typedef struct cgc_span {
     /* first cache line (span structs are 64-byte aligned): what the
-     * allocation and free paths read */
+     * allocation, free and marking paths read */
     _Alignas(64) uintptr_t base;
     uintptr_t limit;     /* base + nelems * elemsize */
     uintptr_t elemsize;
@@ -193,8 +198,9 @@ typedef struct cgc_span {
      * in mcentral or in transit.  Written by the owner (or, world
      * stopped, the coordinator); read by any thread in cgc_free. */
     _Atomic(struct cgc_mcache *) owner;
+    /* one mark byte per slot (see cgc__marked below) */
+    _Atomic uint8_t *mark;
     /* allocation state (owner only) */
-    void *local_free;
     uint64_t alloc_cache;
     uint32_t divmagic;   /* (off * divmagic) >> 32 == off / elemsize */
     uint32_t freeindex;
@@ -202,25 +208,21 @@ typedef struct cgc_span {
     uint8_t sizeclass;
     uint8_t kind;
     _Atomic uint8_t state;
-    uint8_t where;
+    uint8_t grey_tag;    /* see cgc__grey_tag below */
     uint8_t needzero;    /* pages may hold old data */
     uint8_t preblack;    /* free slots' marks set (cache.c; owner only) */
 
-    /* second line: what an owner's free also touches, with the first
-     * word of alloc_bits (all of it for spans of up to 64 objects) */
-    uint32_t alloc_count; /* allocated objects, exact outside a current span */
+    /* second and third lines: the alloc bitmap, words 0-7 (every span of
+     * up to 512 slots) in the second, which the marker prefetches */
+    _Atomic uint64_t alloc_bits[16];
+
+    uint32_t alloc_count; /* allocated objects; exact while not owned (cache.c) */
     uint32_t nelems;
     atomic_u32 sweepgen;
-    uint8_t in_partial;           /* on its owner's partial stack (cache.c) */
+    uint8_t where;
     _Atomic uint8_t large_freed;  /* large object freed explicitly while marking */
-    uint8_t grey_tag;             /* see cgc__grey_tag below */
     _Atomic(void *) remote_free;  /* cgc_free from other threads: a stack */
     struct cgc_span *next, *prev; /* mcentral or owned list, or free struct list */
-    /* one mark byte per slot (see cgc__marked below); in the line the
-     * marker prefetches with alloc_bits[0] */
-    _Atomic uint8_t *mark;
-    struct cgc_span *partial_next; /* the owner's partial stack */
-    _Atomic uint64_t alloc_bits[16];
     /* gccheckmark's separate mark, then the verified mark kept for the
      * sweep: SPAN_BITMAP_WORDS words after the mark bytes, NULL unless
      * gccheckmark is on (the struct is smaller by as much for everyone
@@ -234,10 +236,9 @@ typedef struct cgc_span {
     const cgc_type *type;
     size_t user_size;
 } cgc_span;
-_Static_assert(offsetof(cgc_span, alloc_count) == 64 && offsetof(cgc_span, alloc_bits) == 120 &&
-                   offsetof(cgc_span, mark) / 64 == 1,
-               "the free path's fields fill the first cache line; alloc_bits[0] ends the second, "
-               "which holds the mark pointer too");
+_Static_assert(offsetof(cgc_span, alloc_bits) == 64 && sizeof(cgc_span) <= 320,
+               "the fast paths' and the marker's fields fill the first cache line; "
+               "alloc_bits starts the second");
 
 /* Grey entries (work buffers) of small conservative objects of 16 to 112
  * bytes carry the size in 16-byte units in their low 3 bits, free because
@@ -358,12 +359,16 @@ void cgc__span_init(cgc_span *s, unsigned spanclass, uintptr_t npages);
 /* Next free slot of a cached span when alloc_cache is empty; -1 if full. */
 int64_t cgc__span_next_free_slow(cgc_span *s);
 uint32_t cgc__span_count_alloc(cgc_span *s);
+/* Free slots of s at index `from` and after. */
+uint32_t cgc__span_count_free_from(cgc_span *s, uint32_t from);
 void cgc__span_check(cgc_span *s);
 /* Go's size -> class table, adjusted (span.c) so that size 0 gets the
  * 8-byte class and 17..24 the 32-byte class: objects of 16 B and more are
  * 16-byte aligned. */
 extern uint8_t cgc__class8[CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV + 1] CGC_INTERNAL;
 void cgc__span_tables_init(void);
+/* Slot size per span class (the tiny class's 16-byte blocks included). */
+extern uint32_t cgc__spc_elemsize[] CGC_INTERNAL;
 static ALWAYS_INLINE unsigned cgc__size_class(size_t size) {
     if (size <= CGC_SMALL_SIZE_MAX) return cgc__class8[(size + 7) >> 3];
     return cgc_size_to_class128[(size - CGC_SMALL_SIZE_MAX + 127) >> 7];
@@ -415,7 +420,7 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, struct cgc_mcache *c);
 /* Gives back a span a cache held (any thread; world may be stopped). */
 void cgc__central_uncache_span(cgc_span *s);
 /* Gives back every span on a cache's owned list of the class, under one
- * lock round; their alloc_counts are exact. */
+ * lock round. */
 void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned);
 /* Puts a swept span on its class's list (partial or full). */
 void cgc__central_put_swept(cgc_span *s);
@@ -435,14 +440,30 @@ void cgc__central_remove_locked(cgc_central *c, cgc_span *s);
 
 extern cgc_span cgc__empty_span CGC_INTERNAL; /* a full span that never refills */
 
-/* Per thread: one current span per span class, which the fast path reads
- * without locks or atomic read-modify-writes, and up to CACHE_OWNED_MAX
- * more spans the thread owns (owned spans, cache.c): spans it allocated
- * from before, kept so that its frees into them stay local and the slots
- * come back to it warm. */
+/* Per thread, per span class: the current span, which the fast path
+ * allocates from without locks or atomic read-modify-writes, and the
+ * local free list.  Both in one 16-byte entry: the fast path reads one
+ * cache line. */
+typedef struct cgc_cache_class {
+    cgc_span *span; /* never NULL: cgc__empty_span stands for none */
+    /* Slots this thread freed (or took off its spans' remote lists), in
+     * spans it owns, below their span's freeindex, alloc bit clear: a LIFO
+     * list linked through the slots' first word, across the class's owned
+     * spans, so a free never has to make a span findable and an
+     * allocation never has to look for one.  Dropped whole when the
+     * spans go back to mcentral (the bitmaps already say the slots are
+     * free). */
+    void *free;
+} cgc_cache_class;
+
+/* Per thread: the classes above, and more spans the thread owns (owned
+ * spans, cache.c): spans it allocated from before, kept so that its frees
+ * into them stay local and the slots come back to it warm.  Past
+ * CACHE_OWNED_MAX owned spans a full span that stops being current goes
+ * back to mcentral. */
 #define CACHE_OWNED_MAX 512
 typedef struct cgc_mcache {
-    cgc_span *alloc[NUM_CENTRALS];
+    cgc_cache_class cls[NUM_CENTRALS];
     uintptr_t tiny;        /* current tiny block, 0 if none */
     uint32_t tiny_offset;
     /* counters merged into the global statistics on refill and flush */
@@ -452,14 +473,16 @@ typedef struct cgc_mcache {
     /* bytes allocated black during this mark; added to the pacer's count
      * at each refill and flush (every cache is flushed at mark termination) */
     uint64_t black_bytes;
-    int64_t live_delta;    /* bytes freed into owned spans (negative) since the last merge */
+    /* bytes taken off the local free lists during this mark and not yet
+     * paid for with a mark assist (malloc.c) */
+    uint64_t unassisted;
+    /* heap_live change not yet published: slots onto the local free lists
+     * (negative) and off them (positive) */
+    int64_t live_delta;
     /* every span the cache owns, per class, the current one included:
      * membership changes only when a span comes from or goes back to
      * mcentral, so the allocation and free paths never relink it */
     cgc_span_list owned[NUM_CENTRALS];
-    /* owned spans, not current, known to have a free slot: a stack linked
-     * through partial_next, so pushing touches only the span itself */
-    cgc_span *partial[NUM_CENTRALS];
     uint32_t nowned;
     /* classes where another thread freed into an owned span (a hint set by
      * the freer on the empty -> non-empty transition of a remote list) */
@@ -467,7 +490,8 @@ typedef struct cgc_mcache {
 } cgc_mcache;
 
 void cgc__cache_init(cgc_mcache *c);
-/* Replaces c->alloc[spc] with a span that has a free slot; false on OOM. */
+/* Makes a slot of spanclass available to the fast path (local free list
+ * or current span); false on OOM. */
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass);
 /* Hands every cached and owned span back (thread exit, mark termination). */
 void cgc__cache_flush(cgc_mcache *c);
@@ -475,41 +499,59 @@ void cgc__cache_flush(cgc_mcache *c);
  * (heap_alloc in cgc_read_stats lags by at most this per thread). */
 #define CACHE_LIVE_MERGE_BYTES ((int64_t)64 << 10)
 void cgc__cache_merge_live(cgc_mcache *c);
-/* An owned span that is not current gained a free slot: onto its class's
- * partial stack, linked through the span itself (no other span written). */
-static ALWAYS_INLINE void cgc__cache_partial_push(cgc_mcache *c, cgc_span *s) {
-    s->in_partial = 1;
-    s->partial_next = c->partial[s->spanclass];
-    c->partial[s->spanclass] = s;
+/* heap_live moved by CACHE_LIVE_MERGE_BYTES up: publish it and see whether
+ * a cycle is due (out of line). */
+void cgc__cache_live_grew(cgc_mcache *c);
+
+/* A slot on a local free list holds the link in its first word and, when
+ * it has a second (slots of 16 bytes and more), its span and index there,
+ * so that taking it off the list needs no address -> span lookup and no
+ * read of the span's first line. */
+#define LISTED_IDX_SHIFT 48
+static ALWAYS_INLINE void cgc__listed_push(cgc_cache_class *k, cgc_span *s, void *obj, uint32_t idx) {
+    uintptr_t *w = (uintptr_t *)obj;
+    w[0] = (uintptr_t)k->free;
+    if (s->elemsize >= 16) w[1] = (uintptr_t)s | (uintptr_t)idx << LISTED_IDX_SHIFT;
+    k->free = obj;
+}
+/* The span and index of slot f, taken off a local list of slots of
+ * elemsize bytes. */
+static ALWAYS_INLINE cgc_span *cgc__listed_span(void *f, uintptr_t elemsize, uint32_t *idx) {
+    cgc_span *s;
+    if (likely(elemsize >= 16)) {
+        uintptr_t w = ((uintptr_t *)f)[1];
+        *idx = (uint32_t)(w >> LISTED_IDX_SHIFT);
+        s = (cgc_span *)(w & (((uintptr_t)1 << LISTED_IDX_SHIFT) - 1));
+    } else {
+        s = cgc__span_of_low((uintptr_t)f);
+        *idx = cgc__obj_index(s, (uintptr_t)f);
+    }
+    CGC_ASSERT(s == cgc__span_of((uintptr_t)f) && *idx == cgc__obj_index(s, (uintptr_t)f));
+    return s;
 }
 
 /* cgc_free by the owner of s (its current span or an owned one), inside
- * cgc.  The slot is free at once: on the span's local list if below
- * freeindex, else found again by the bitmap scan.  In the current span
- * while a mark runs the slot joins the pre-marked free slots (black when
- * handed out again); an owned span that is not current is never
- * pre-marked, counts its allocated slots in heap_live, and goes on the
- * partial stack. */
-static ALWAYS_INLINE void cgc__cache_free_local(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx) {
-    bool current = s == c->alloc[s->spanclass];
-    CGC_ASSERT(current || (!s->preblack && idx < s->freeindex));
-    uint64_t bit = 1ull << (idx & 63);
-    if (s->preblack) cgc__set_mark(s, idx);
+ * cgc; idx is the slot's index, its alloc bit set.  Below freeindex the
+ * slot goes on the class's local free list and leaves heap_live.  At or
+ * after freeindex (only the current span has free slots there) the bitmap
+ * scan finds it again; it stays counted, as the current span's free
+ * slots are, and joins the pre-marked ones while a mark runs.  Returns
+ * true when heap_live is due to be published (cgc__cache_merge_live): the
+ * caller does it, so that the fast path needs no stack frame. */
+static ALWAYS_INLINE bool cgc__cache_free_local(cgc_mcache *c, cgc_span *s, void *obj, uint32_t idx) {
+    CGC_ASSERT(s == c->cls[s->spanclass].span || idx < s->freeindex);
     _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
-    atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~bit, RELAXED);
-    if (idx < s->freeindex) {
-        *(void **)obj = s->local_free;
-        s->local_free = obj;
-    } else {
-        s->alloc_cache = 0; /* the bitmap scan will see the slot */
-    }
+    atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
     s->needzero = 1;
     CGC_OWNER_ADD(c->nfree, 1);
-    if (current) return;
-    s->alloc_count--;
-    if (!s->in_partial) cgc__cache_partial_push(c, s);
-    c->live_delta -= (int64_t)s->elemsize;
-    if (unlikely(c->live_delta <= -CACHE_LIVE_MERGE_BYTES)) cgc__cache_merge_live(c);
+    if (likely(idx < s->freeindex)) {
+        cgc__listed_push(&c->cls[s->spanclass], s, obj, idx);
+        c->live_delta -= (int64_t)s->elemsize;
+        return c->live_delta <= -CACHE_LIVE_MERGE_BYTES;
+    }
+    if (s->preblack) cgc__set_mark(s, idx);
+    s->alloc_cache = 0; /* the bitmap scan will see the slot */
+    return false;
 }
 void cgc__cache_merge_stats(cgc_mcache *c);
 /* Mark start (world stopped): pre-marks the free slots of every span c

@@ -42,15 +42,10 @@ static NOINLINE void mark_new_object(cgc_mcache *c, cgc_span *s, uint32_t idx) {
 
 static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc, bool zero);
 
-/* Claims slot idx of s: alloc bit, counting, colour.  Inside cgc.  Shared
- * by the general path (take_slot) and the frameless fast path. */
-static ALWAYS_INLINE void *claim_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx) {
-    /* While marking the slot is already black (pre-marked when the span
-     * entered the cache or the mark started: cache.c), so a marker that
-     * finds the slot allocated finds it black and never scans it
-     * half-built; only the pacer's count is kept. */
-    if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize;
-    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__marked(s, idx));
+/* Claims slot idx of s: alloc bit, counting.  Inside cgc; the slot's
+ * colour and address are the caller's business.  Shared by the general
+ * path and the frameless fast path. */
+static ALWAYS_INLINE void claim_bit(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx) {
     CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
     CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
     /* one owner at a time, and it is this thread: a span handed back (or
@@ -60,44 +55,94 @@ static ALWAYS_INLINE void *claim_slot(cgc_thread *t, cgc_span *s, unsigned spc, 
     CGC_ASSERT(s->spanclass == spc);
     set_bit(s->alloc_bits, idx);
     CGC_OWNER_ADD(t->cache.nmalloc[spc], 1);
+}
+
+/* A slot from the current span's bitmap.  While marking it is already
+ * black (pre-marked when the span entered the cache or the mark started:
+ * cache.c), so a marker that finds the slot allocated finds it black and
+ * never scans it half-built; only the pacer's count is kept. */
+static ALWAYS_INLINE void *claim_span_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx) {
+    if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize;
+    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__marked(s, idx));
+    claim_bit(t, s, spc, idx);
     return (void *)(s->base + idx * s->elemsize);
 }
 
-/* Hands out slot idx of s, zeroed if the span may be dirty. */
-static ALWAYS_INLINE void *take_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx, bool dirty) {
-    void *obj = claim_slot(t, s, spc, idx);
-    if (dirty) memset(obj, 0, s->elemsize);
-    return obj;
-}
+/* Allocation from the local free list pays its mark assist in batches of
+ * this many bytes (a refill pays for a whole span at once). */
+#define LIST_ASSIST_BYTES ((uint64_t)64 << 10)
 
-/* The fast path.  Inside cgc (t->in_cgc set by the caller).  zero is
- * false only for cgc_malloc_atomic_uninit (noscan: old data is harmless). */
-static ALWAYS_INLINE void *small_alloc(cgc_thread *t, unsigned spc, bool zero) {
-    cgc_span *s = t->cache.alloc[spc];
-    void *f = s->local_free;
-    if (f) {
-        s->local_free = *(void **)f;
-        return take_slot(t, s, spc, cgc__obj_index(s, (uintptr_t)f), zero);
-    }
+/* The current span's path of small_alloc: allocCache, else the bitmap
+ * scan and the refill. */
+static ALWAYS_INLINE void *small_alloc_span(cgc_thread *t, unsigned spc, bool zero) {
+    cgc_span *s = t->cache.cls[spc].span;
     uint64_t cache = s->alloc_cache;
     if (unlikely(cache == 0)) return small_alloc_slow(t, spc, zero);
     unsigned tz = (unsigned)__builtin_ctzll(cache);
     uint32_t idx = s->freeindex + tz;
     s->alloc_cache = (cache >> tz) >> 1;
     s->freeindex = idx + 1;
-    return take_slot(t, s, spc, idx, zero && s->needzero);
+    void *obj = claim_span_slot(t, s, spc, idx);
+    if (zero && s->needzero) memset(obj, 0, s->elemsize);
+    return obj;
+}
+
+/* A slot off the local free list of spc (not empty), with everything the
+ * fast path leaves to this path: publishing heap_live, and while marking
+ * the slot's mark (owned spans that are not current are not pre-marked)
+ * and the mark assist.  Inside cgc. */
+static NOINLINE void *take_listed(cgc_thread *t, unsigned spc, bool zero) {
+    cgc_mcache *c = &t->cache;
+    bool marking = atomic_load_explicit(&cgc__gc_marking, RELAXED);
+    if (unlikely(marking && c->unassisted >= LIST_ASSIST_BYTES)) {
+        uint64_t debt = c->unassisted;
+        c->unassisted = 0;
+        /* may wait for the mark to end, and mark termination empties the
+         * cache: look at it again */
+        cgc__assist(t, debt);
+        if (!c->cls[spc].free) return small_alloc_span(t, spc, zero);
+        marking = atomic_load_explicit(&cgc__gc_marking, RELAXED);
+    }
+    if (unlikely(c->live_delta >= CACHE_LIVE_MERGE_BYTES)) cgc__cache_live_grew(c);
+    cgc_cache_class *k = &c->cls[spc];
+    void *f = k->free;
+    uintptr_t size = cgc__spc_elemsize[spc];
+    uint32_t idx;
+    cgc_span *s = cgc__listed_span(f, size, &idx);
+    k->free = *(void **)f;
+    c->live_delta += (int64_t)size;
+    if (marking) {
+        cgc__set_mark(s, idx);
+        c->black_bytes += size;
+        c->unassisted += size;
+    }
+    claim_bit(t, s, spc, idx);
+    if (zero) memset(f, 0, size);
+    return f;
+}
+
+/* The general path's small allocation.  Inside cgc (t->in_cgc set by the
+ * caller).  zero is false only for cgc_malloc_atomic_uninit (noscan: old
+ * data is harmless). */
+static ALWAYS_INLINE void *small_alloc(cgc_thread *t, unsigned spc, bool zero) {
+    if (t->cache.cls[spc].free) return take_listed(t, spc, zero);
+    return small_alloc_span(t, spc, zero);
 }
 
 static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc, bool zero) {
     /* A refill may wait for a mark to end (the overshoot bound), and mark
      * termination empties every cache: look at the cache again each time. */
     for (int tries = 0;; tries++) {
-        cgc_span *s = t->cache.alloc[spc];
-        if (s->local_free) return small_alloc(t, spc, zero);
+        if (t->cache.cls[spc].free) return take_listed(t, spc, zero);
+        cgc_span *s = t->cache.cls[spc].span;
         /* a span used up to its last slot (freeindex == nelems, the
          * common case here) has nothing left in its bitmap */
         int64_t idx = s->freeindex >= s->nelems ? -1 : cgc__span_next_free_slow(s);
-        if (idx >= 0) return take_slot(t, s, spc, (uint32_t)idx, zero && s->needzero);
+        if (idx >= 0) {
+            void *obj = claim_span_slot(t, s, spc, (uint32_t)idx);
+            if (zero && s->needzero) memset(obj, 0, s->elemsize);
+            return obj;
+        }
         if (tries > 100) cgc__fatal("no free slot in class %u after %d refills", spc, tries);
         if (!cgc__cache_refill(&t->cache, spc)) return NULL;
     }
@@ -216,45 +261,61 @@ static NOINLINE void *alloc_fast_stopped(cgc_thread *t, void *obj) {
     return obj;
 }
 
-/* The fast path's exit when the current span has no slot cached: the
- * bitmap scan and the refill, still inside cgc with the class known. */
-static NOINLINE void *alloc_fast_refill(cgc_thread *t, sig_atomic_t prev, unsigned spc, size_t size, unsigned kind) {
-    void *p = small_alloc_slow(t, spc, !(kind & ALLOC_UNINIT));
+/* The fast path's exit for everything else small: the local free list
+ * while a mark runs or with heap_live to publish, an empty allocCache
+ * (the bitmap scan, the refill), still inside cgc with the class known. */
+static NOINLINE void *alloc_fast_slow(cgc_thread *t, sig_atomic_t prev, unsigned spc, size_t size, unsigned kind) {
+    void *p = small_alloc(t, spc, !(kind & ALLOC_UNINIT));
     cgc__leave(t, prev);
     if (unlikely(!p)) return alloc_general(size, kind); /* the OOM path */
     return p;
 }
 
-/* The fast path of cgc_malloc / cgc_malloc_atomic (16 B .. 32 KiB): the same
- * steps as small_alloc + take_slot, written so that the compiler needs no
- * stack frame on the common path: every other case leaves through a tail
- * call (zeroing, a stop that arrived, an empty allocCache). */
+/* The fast path of cgc_malloc / cgc_malloc_atomic (16 B .. 32 KiB): the
+ * common cases of small_alloc, written so that the compiler needs no
+ * stack frame: every other case leaves through a tail call (zeroing, a
+ * stop that arrived, alloc_fast_slow). */
 static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
     const bool zeroing = !(kind & ALLOC_UNINIT);
     const unsigned spkind = kind & ~ALLOC_UNINIT;
     cgc_thread *t = cgc__self;
-    if (unlikely(t == NULL || size > CGC_MAX_SMALL_SIZE)) return alloc_general(size, kind);
+    /* 16 B .. 32 KiB in one compare (smaller sizes wrap around): slots of
+     * the 8-byte class have no second word for the local free list's
+     * span and index, so their allocations take the general path */
+    if (unlikely(t == NULL || size - 9 > CGC_MAX_SMALL_SIZE - 9)) return alloc_general(size, kind);
     unsigned spc = cgc__size_class(size) * SPAN_KINDS + spkind;
     sig_atomic_t prev = cgc__enter(t);
     /* the cache is read only inside cgc: mark termination empties it */
-    cgc_span *s = t->cache.alloc[spc];
+    cgc_cache_class *k = &t->cache.cls[spc];
+    cgc_span *s;
     uint32_t idx;
     size_t zero;
-    void *f = s->local_free;
-    if (f) {
-        s->local_free = *(void **)f;
-        idx = cgc__obj_index(s, (uintptr_t)f);
-        zero = zeroing ? s->elemsize : 0;
+    void *obj = k->free;
+    if (obj) {
+        /* the local free list, unless its slot must be marked (owned
+         * spans are not pre-marked), heap_live is due to be published,
+         * or the slot has no second word to say where it is */
+        if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) return alloc_fast_slow(t, prev, spc, size, kind);
+        if (unlikely(t->cache.live_delta >= CACHE_LIVE_MERGE_BYTES)) return alloc_fast_slow(t, prev, spc, size, kind);
+        uintptr_t es = cgc__spc_elemsize[spc];
+        s = cgc__listed_span(obj, 16, &idx); /* es >= 16 here */
+        k->free = *(void **)obj;
+        t->cache.live_delta += (int64_t)es;
+        zero = zeroing ? es : 0;
     } else {
+        s = k->span;
         uint64_t cache = s->alloc_cache;
-        if (unlikely(cache == 0)) return alloc_fast_refill(t, prev, spc, size, kind);
+        if (unlikely(cache == 0)) return alloc_fast_slow(t, prev, spc, size, kind);
         unsigned tz = (unsigned)__builtin_ctzll(cache);
         idx = s->freeindex + tz;
         s->alloc_cache = (cache >> tz) >> 1;
         s->freeindex = idx + 1;
         zero = zeroing && s->needzero ? s->elemsize : 0;
+        if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize;
+        CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__marked(s, idx));
+        obj = (void *)(s->base + idx * s->elemsize);
     }
-    void *obj = claim_slot(t, s, spc, idx);
+    claim_bit(t, s, spc, idx);
     if (zero == 16) __builtin_memset(obj, 0, 16); /* the commonest class: one store */
     else if (zero) return alloc_fast_zero(t, prev, obj, zero);
     atomic_signal_fence(SEQ_CST);
@@ -491,7 +552,7 @@ static NOINLINE void free_general(void *p) {
     } else if (atomic_load_explicit(&s->owner, RELAXED) == c) {
         /* a span we own, current or not (only we make ourselves its
          * owner, and we are here): a local free */
-        cgc__cache_free_local(c, s, (void *)obj, idx);
+        if (cgc__cache_free_local(c, s, (void *)obj, idx)) cgc__cache_merge_live(c);
     } else {
         /* another thread's span, or one in mcentral: a remote free */
         uintptr_t *words = (uintptr_t *)obj;
@@ -523,6 +584,18 @@ static NOINLINE void free_general(void *p) {
     cgc__leave(t, prev);
 }
 
+/* The fast path's exits (tail calls, so that it needs no stack frame):
+ * heap_live to publish; anything but the owner's common case. */
+static NOINLINE void free_fast_publish(cgc_thread *t, sig_atomic_t prev) {
+    cgc__cache_merge_live(&t->cache);
+    cgc__leave(t, prev);
+}
+
+static NOINLINE void free_fast_miss(cgc_thread *t, sig_atomic_t prev, void *p) {
+    cgc__leave(t, prev);
+    free_general(p);
+}
+
 /* The fast path: an object at the start of its slot, allocated, in a
  * span this thread owns (current or owned), not scanned or no mark
  * running.  The ownership test comes after entering cgc: mark termination
@@ -539,13 +612,15 @@ void cgc_free(void *p) {
         uint32_t idx = (uint32_t)((off * s->divmagic) >> 32);
         if (likely(a < s->limit && off == idx * s->elemsize && cgc__bit(s->alloc_bits, idx) && s->spanclass != TINY_SPAN_CLASS &&
                    (s->kind == KIND_NOSCAN || !__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)))) {
-            cgc__cache_free_local(c, s, p, idx);
-            cgc__leave(t, prev);
+            if (unlikely(cgc__cache_free_local(c, s, p, idx))) return free_fast_publish(t, prev);
+            atomic_signal_fence(SEQ_CST);
+            t->in_cgc = prev;
+            atomic_signal_fence(SEQ_CST);
+            if (unlikely(t->stop_pending) && prev == 0) return cgc__handshake_deferred(t);
             return;
         }
     }
-    cgc__leave(t, prev);
-    free_general(p);
+    return free_fast_miss(t, prev, p);
 }
 
 void *cgc_realloc(void *p, size_t size) {

@@ -14,6 +14,11 @@
 #endif
 
 uint8_t cgc__class8[CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV + 1];
+uint32_t cgc__spc_elemsize[NUM_CENTRALS];
+
+static unsigned class_of(unsigned spanclass) {
+    return spanclass == TINY_SPAN_CLASS ? cgc_size_to_class8[TINY_BLOCK >> 3] : spanclass / SPAN_KINDS;
+}
 
 void cgc__span_tables_init(void) {
     memcpy(cgc__class8, cgc_size_to_class8, sizeof cgc__class8);
@@ -24,11 +29,9 @@ void cgc__span_tables_init(void) {
          * for requests of 16 B and more */
         if (i * 8 > 16 && cgc_class_size[cgc__class8[i]] % 16) cgc__class8[i] = (uint8_t)c32;
     }
+    for (unsigned spc = SPAN_KINDS; spc < NUM_CENTRALS; spc++) cgc__spc_elemsize[spc] = cgc_class_size[class_of(spc)];
 }
 
-static unsigned class_of(unsigned spanclass) {
-    return spanclass == TINY_SPAN_CLASS ? cgc_size_to_class8[TINY_BLOCK >> 3] : spanclass / SPAN_KINDS;
-}
 
 uint32_t cgc__spanclass_nelems(unsigned spanclass) {
     unsigned sizeclass = class_of(spanclass);
@@ -54,7 +57,6 @@ void cgc__span_init(cgc_span *s, unsigned spanclass, uintptr_t npages) {
     s->freeindex = 0;
     s->alloc_cache = 0;
     s->alloc_count = 0;
-    s->local_free = NULL;
     atomic_store_explicit(&s->remote_free, NULL, RELAXED);
     atomic_store_explicit(&s->large_freed, 0, RELAXED);
     s->type = NULL;
@@ -131,6 +133,16 @@ int64_t cgc__span_next_free_slow(cgc_span *s) {
     return -1;
 }
 
+uint32_t cgc__span_count_free_from(cgc_span *s, uint32_t from) {
+    uint32_t n = 0;
+    for (uint32_t w = from / 64; w < (s->nelems + 63) / 64; w++) {
+        uint64_t bits = ~atomic_load_explicit(&s->alloc_bits[w], RELAXED) & cgc__group_slots(s, w);
+        if (w == from / 64) bits &= ~0ull << (from % 64);
+        n += (uint32_t)__builtin_popcountll(bits);
+    }
+    return n;
+}
+
 uint32_t cgc__span_count_alloc(cgc_span *s) {
     uint32_t n = 0;
     for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++)
@@ -154,11 +166,6 @@ void cgc__span_check(cgc_span *s) {
         uint32_t idx = s->freeindex + (uint32_t)k;
         if (idx >= s->nelems || cgc__bit(s->alloc_bits, idx))
             cgc__fatal("span %p: allocCache bit %u names slot %u, which is not free", (void *)s->base, (unsigned)k, idx);
-    }
-    for (void *f = s->local_free; f; f = *(void **)f) {
-        uint32_t idx = cgc__obj_index(s, (uintptr_t)f);
-        if (idx >= s->freeindex || cgc__bit(s->alloc_bits, idx))
-            cgc__fatal("span %p: local free slot %u is allocated or at/after freeindex", (void *)s->base, idx);
     }
 #else
     (void)s;

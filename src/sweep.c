@@ -62,7 +62,9 @@ bool cgc__sweep_span(cgc_span *s, bool preserve) {
 
     uint32_t nwords = (s->nelems + 63) / 64, nalloc = 0;
     for (uint32_t w = 0; w < nwords; w++) {
-        uint64_t m = cgc__mark_word(s, w);
+        /* marked and allocated: an object freed with cgc_free after a
+         * marker reached it is free (internal.h, above cgc_span) */
+        uint64_t m = cgc__mark_word(s, w) & atomic_load_explicit(&s->alloc_bits[w], RELAXED);
         atomic_store_explicit(&s->alloc_bits[w], m, RELAXED);
         nalloc += (uint32_t)__builtin_popcountll(m);
     }
@@ -73,7 +75,6 @@ bool cgc__sweep_span(cgc_span *s, bool preserve) {
     s->alloc_count = nalloc;
     s->freeindex = 0;
     s->alloc_cache = 0;
-    s->local_free = NULL;
     if (freed || remote) s->needzero = 1;
     cgc__span_check(s);
     if (nalloc == 0 && !preserve) {
