@@ -198,8 +198,6 @@ typedef struct cgc_span {
      * in mcentral or in transit.  Written by the owner (or, world
      * stopped, the coordinator); read by any thread in cgc_free. */
     _Atomic(struct cgc_mcache *) owner;
-    /* one mark byte per slot (see cgc__marked below) */
-    _Atomic uint8_t *mark;
     /* allocation state (owner only) */
     uint64_t alloc_cache;
     uint32_t divmagic;   /* (off * divmagic) >> 32 == off / elemsize */
@@ -212,9 +210,13 @@ typedef struct cgc_span {
     uint8_t needzero;    /* pages may hold old data */
     uint8_t preblack;    /* free slots' marks set (cache.c; owner only) */
 
-    /* second and third lines: the alloc bitmap, words 0-7 (every span of
-     * up to 512 slots) in the second, which the marker prefetches */
+    /* the alloc bitmap: word 0 ends the first line, so that a free into
+     * a span of up to 64 slots (objects of 128 bytes and more) touches
+     * one line of it; words 1-8 fill the second */
     _Atomic uint64_t alloc_bits[16];
+    /* one mark byte per slot (see cgc__marked below); in the second line,
+     * which the marker prefetches with the first */
+    _Atomic uint8_t *mark;
 
     uint32_t alloc_count; /* allocated objects; exact while not owned (cache.c) */
     uint32_t nelems;
@@ -236,9 +238,9 @@ typedef struct cgc_span {
     const cgc_type *type;
     size_t user_size;
 } cgc_span;
-_Static_assert(offsetof(cgc_span, alloc_bits) == 64 && sizeof(cgc_span) <= 320,
-               "the fast paths' and the marker's fields fill the first cache line; "
-               "alloc_bits starts the second");
+_Static_assert(offsetof(cgc_span, alloc_bits) == 56 && offsetof(cgc_span, mark) / 64 == 2 && sizeof(cgc_span) <= 320,
+               "the fast paths' fields and alloc_bits[0] fill the first cache line, the mark "
+               "pointer is in the third");
 
 /* Grey entries (work buffers) of small conservative objects of 16 to 112
  * bytes carry the size in 16-byte units in their low 3 bits, free because
@@ -311,6 +313,17 @@ static ALWAYS_INLINE cgc_span *cgc__span_of_low(uintptr_t p) {
     if (a == NULL) return NULL;
     /* acquire pairs with the release store that published the span after
      * its fields were set (pageheap.c) */
+    return atomic_load_explicit(&a->spans[(p & (ARENA_SIZE - 1)) >> CGC_PAGE_SHIFT], ACQUIRE);
+}
+
+/* The span of p's address taken modulo 2^47: for p below 2^47 its span
+ * or NULL, for p above some span or NULL that p does not lie in (p is
+ * above every span's limit).  For a caller that tests p < s->limit
+ * anyway: one instruction instead of a test and a branch. */
+static ALWAYS_INLINE cgc_span *cgc__span_of_wrapped(uintptr_t p) {
+    uintptr_t i = (p >> ARENA_SHIFT) & (((uintptr_t)1 << ARENA_L1_BITS) - 1);
+    cgc_arena *a = atomic_load_explicit(&cgc__arena_map[i], ACQUIRE);
+    if (a == NULL) return NULL;
     return atomic_load_explicit(&a->spans[(p & (ARENA_SIZE - 1)) >> CGC_PAGE_SHIFT], ACQUIRE);
 }
 
@@ -706,12 +719,14 @@ static ALWAYS_INLINE sig_atomic_t cgc__enter(cgc_thread *t) {
     atomic_signal_fence(SEQ_CST);
     return prev;
 }
-void cgc__handshake_deferred(cgc_thread *t);
+/* A stop request arrived while inside: answered here when prev == 0 (the
+ * outermost leave; a nested one leaves it to its caller). */
+void cgc__handshake_deferred(cgc_thread *t, sig_atomic_t prev);
 static ALWAYS_INLINE void cgc__leave(cgc_thread *t, sig_atomic_t prev) {
     atomic_signal_fence(SEQ_CST);
     t->in_cgc = prev;
     atomic_signal_fence(SEQ_CST);
-    if (unlikely(t->stop_pending) && prev == 0) cgc__handshake_deferred(t);
+    if (unlikely(t->stop_pending)) cgc__handshake_deferred(t, prev);
 }
 
 /* World stop (all registered threads but the caller, which must not be a

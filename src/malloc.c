@@ -256,8 +256,8 @@ static NOINLINE void *alloc_fast_zero(cgc_thread *t, sig_atomic_t prev, void *ob
 
 /* The fast path's exit when a stop request arrived while it was inside
  * cgc: answer it (the new object is held in this frame). */
-static NOINLINE void *alloc_fast_stopped(cgc_thread *t, void *obj) {
-    cgc__handshake_deferred(t);
+static NOINLINE void *alloc_fast_stopped(cgc_thread *t, sig_atomic_t prev, void *obj) {
+    cgc__handshake_deferred(t, prev);
     return obj;
 }
 
@@ -321,7 +321,7 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
     atomic_signal_fence(SEQ_CST);
     t->in_cgc = prev;
     atomic_signal_fence(SEQ_CST);
-    if (unlikely(t->stop_pending) && prev == 0) return alloc_fast_stopped(t, obj);
+    if (unlikely(t->stop_pending)) return alloc_fast_stopped(t, prev, obj);
     return obj;
 }
 
@@ -606,9 +606,9 @@ void cgc_free(void *p) {
     sig_atomic_t prev = cgc__enter(t);
     cgc_mcache *c = &t->cache;
     uintptr_t a = (uintptr_t)p;
-    cgc_span *s = cgc__span_of(a); /* NULL for NULL */
+    cgc_span *s = cgc__span_of_wrapped(a); /* NULL for NULL */
     if (likely(s != NULL && atomic_load_explicit(&s->owner, RELAXED) == c)) {
-        uintptr_t off = a - s->base; /* huge when a < base */
+        uintptr_t off = a - s->base; /* huge when a < base (or a >= 2^47) */
         uint32_t idx = (uint32_t)((off * s->divmagic) >> 32);
         if (likely(a < s->limit && off == idx * s->elemsize && cgc__bit(s->alloc_bits, idx) && s->spanclass != TINY_SPAN_CLASS &&
                    (s->kind == KIND_NOSCAN || !__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)))) {
@@ -616,7 +616,7 @@ void cgc_free(void *p) {
             atomic_signal_fence(SEQ_CST);
             t->in_cgc = prev;
             atomic_signal_fence(SEQ_CST);
-            if (unlikely(t->stop_pending) && prev == 0) return cgc__handshake_deferred(t);
+            if (unlikely(t->stop_pending)) return cgc__handshake_deferred(t, prev);
             return;
         }
     }

@@ -154,7 +154,8 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
     errno = saved_errno;
 }
 
-void cgc__handshake_deferred(cgc_thread *t) {
+void cgc__handshake_deferred(cgc_thread *t, sig_atomic_t prev) {
+    if (prev) return;
     t->stop_pending = 0;
     if (atomic_load_explicit(HS(t), ACQUIRE) == HS_REQUEST) park_called(t);
 }
@@ -481,7 +482,7 @@ NOINLINE void cgc__wait_for_mark_end(cgc_thread *t) {
     sig_atomic_t prev = t->in_cgc;
     t->in_cgc = 0;
     atomic_signal_fence(SEQ_CST);
-    if (t->stop_pending) cgc__handshake_deferred(t); /* a request that came while inside */
+    if (t->stop_pending) cgc__handshake_deferred(t, 0); /* a request that came while inside */
     while (atomic_load_explicit(&cgc__gc_marking, ACQUIRE) &&
            atomic_load_explicit(&cgc__gc_cycle, ACQUIRE) == cycle) {
         struct timespec ts = {0, 50 * 1000};
