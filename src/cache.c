@@ -219,7 +219,7 @@ static void check_local_free(cgc_mcache *c, unsigned spanclass) {
 #endif
 }
 
-void cgc__cache_flush(cgc_mcache *c) {
+void cgc__cache_flush(cgc_mcache *c, bool cycle_end) {
     for (size_t i = 0; i < NUM_CENTRALS; i++) {
         cgc_cache_class *k = &c->cls[i];
         check_local_free(c, (unsigned)i);
@@ -234,7 +234,7 @@ void cgc__cache_flush(cgc_mcache *c) {
         }
         if (c->owned[i].head) {
             c->nowned -= (uint32_t)c->owned[i].n;
-            cgc__central_uncache_owned((unsigned)i, &c->owned[i]);
+            cgc__central_uncache_owned((unsigned)i, &c->owned[i], !cycle_end);
         }
     }
     CGC_ASSERT(c->nowned == 0);

@@ -194,29 +194,31 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
 
 /* A span leaves its owner: allocation state reset (the bitmap is exact:
  * the next owner scans it from the start, finding the slots freed below
- * the old freeindex; the owner drops its local free list with it) and
- * alloc_count made exact again. */
-static void disown(cgc_span *s) {
+ * the old freeindex; the owner drops its local free list with it) and,
+ * if counted, alloc_count made exact again.  Uncounted (mark termination:
+ * the span is swept, and recounted, before anyone allocates from it) it
+ * reads as full, which only decides the list it waits on. */
+static void disown(cgc_span *s, bool counted) {
     CGC_ASSERT(s->where == WHERE_CACHED && s->list == NULL);
     s->where = WHERE_NONE;
     atomic_store_explicit(&s->owner, NULL, RELAXED);
     s->alloc_cache = 0;
     s->freeindex = 0;
-    s->alloc_count = cgc__span_count_alloc(s);
+    s->alloc_count = counted ? cgc__span_count_alloc(s) : s->nelems;
     cgc__span_check(s);
 }
 
 void cgc__central_uncache_span(cgc_span *s) {
-    disown(s);
+    disown(s, true);
     cgc__central_put_swept(s);
 }
 
-void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned) {
+void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned, bool counted) {
     cgc_central *c = &cgc__central[spanclass];
     cgc__lock(&c->lock);
     for (cgc_span *s; (s = owned->head) != NULL;) {
         cgc__list_remove(owned, s);
-        disown(s);
+        disown(s, counted);
         put_swept_locked(c, s);
     }
     cgc__unlock(&c->lock);

@@ -139,7 +139,7 @@ static bool ragged_barrier(uint32_t cycle) {
 }
 
 static void flush_all_caches(void) {
-    for (cgc_thread *t = cgc__threads; t; t = t->next) cgc__cache_flush(&t->cache);
+    for (cgc_thread *t = cgc__threads; t; t = t->next) cgc__cache_flush(&t->cache, true);
 }
 
 /* Segments present now but not at mark start (dlopen during the mark). */

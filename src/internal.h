@@ -366,6 +366,19 @@ extern cgc_lock cgc__heap_lock CGC_INTERNAL;
 /* Iterate all in-use spans: only with the world stopped or for debugging. */
 void cgc__heap_for_each_span(void (*fn)(cgc_span *, void *), void *arg);
 
+/* Set bits of x.  Without -mpopcnt GCC's builtin is a call into libgcc;
+ * this is a dozen inline instructions. */
+static ALWAYS_INLINE uint32_t cgc__popcount(uint64_t x) {
+#ifdef __POPCNT__
+    return (uint32_t)__builtin_popcountll(x);
+#else
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (uint32_t)((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
 /* ------------------------------------------------------------- span.c -- */
 
 void cgc__span_init(cgc_span *s, unsigned spanclass, uintptr_t npages);
@@ -433,8 +446,9 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, struct cgc_mcache *c);
 /* Gives back a span a cache held (any thread; world may be stopped). */
 void cgc__central_uncache_span(cgc_span *s);
 /* Gives back every span on a cache's owned list of the class, under one
- * lock round. */
-void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned);
+ * lock round; counted: their alloc_count made exact (else left for the
+ * sweep, which recounts: see cgc__cache_flush). */
+void cgc__central_uncache_owned(unsigned spanclass, cgc_span_list *owned, bool counted);
 /* Puts a swept span on its class's list (partial or full). */
 void cgc__central_put_swept(cgc_span *s);
 /* Takes one unswept span and claims it (sweepgen sg-1), or NULL. */
@@ -506,8 +520,11 @@ void cgc__cache_init(cgc_mcache *c);
 /* Makes a slot of spanclass available to the fast path (local free list
  * or current span); false on OOM. */
 bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass);
-/* Hands every cached and owned span back (thread exit, mark termination). */
-void cgc__cache_flush(cgc_mcache *c);
+/* Hands every cached and owned span back (thread exit, mark termination).
+ * cycle_end: mark termination, world stopped, sweepgen about to advance:
+ * every span is swept before anyone allocates from it again, and the
+ * sweep recounts its objects, so the spans are not counted here. */
+void cgc__cache_flush(cgc_mcache *c, bool cycle_end);
 /* How far a thread's heap_live balance may drift before it is published
  * (heap_alloc in cgc_read_stats lags by at most this per thread). */
 #define CACHE_LIVE_MERGE_BYTES ((int64_t)64 << 10)

@@ -138,7 +138,7 @@ uint32_t cgc__span_count_free_from(cgc_span *s, uint32_t from) {
     for (uint32_t w = from / 64; w < (s->nelems + 63) / 64; w++) {
         uint64_t bits = ~atomic_load_explicit(&s->alloc_bits[w], RELAXED) & cgc__group_slots(s, w);
         if (w == from / 64) bits &= ~0ull << (from % 64);
-        n += (uint32_t)__builtin_popcountll(bits);
+        n += cgc__popcount(bits);
     }
     return n;
 }
@@ -146,7 +146,7 @@ uint32_t cgc__span_count_free_from(cgc_span *s, uint32_t from) {
 uint32_t cgc__span_count_alloc(cgc_span *s) {
     uint32_t n = 0;
     for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++)
-        n += (uint32_t)__builtin_popcountll(atomic_load_explicit(&s->alloc_bits[w], RELAXED));
+        n += cgc__popcount(atomic_load_explicit(&s->alloc_bits[w], RELAXED));
     return n;
 }
 

@@ -60,18 +60,21 @@ bool cgc__sweep_span(cgc_span *s, bool preserve) {
         return true;
     }
 
-    uint32_t nwords = (s->nelems + 63) / 64, nalloc = 0;
+    /* freed: the objects this sweep frees, counted from the bits it
+     * clears (alloc_count of a span handed back at mark termination is
+     * not a count: cgc__cache_flush) */
+    uint32_t nwords = (s->nelems + 63) / 64, nalloc = 0, freed = 0;
     for (uint32_t w = 0; w < nwords; w++) {
         /* marked and allocated: an object freed with cgc_free after a
          * marker reached it is free (internal.h, above cgc_span) */
-        uint64_t m = cgc__mark_word(s, w) & atomic_load_explicit(&s->alloc_bits[w], RELAXED);
+        uint64_t old = atomic_load_explicit(&s->alloc_bits[w], RELAXED);
+        uint64_t m = cgc__mark_word(s, w) & old;
         atomic_store_explicit(&s->alloc_bits[w], m, RELAXED);
-        nalloc += (uint32_t)__builtin_popcountll(m);
+        nalloc += cgc__popcount(m);
+        freed += cgc__popcount(old & ~m);
     }
     cgc__mark_clear_all(s);
-    int64_t freed = (int64_t)s->alloc_count - nalloc;
-    if (freed > 0) atomic_fetch_add_explicit(&cgc__stats.frees, (uint64_t)freed, RELAXED);
-    (void)remote;
+    if (freed) atomic_fetch_add_explicit(&cgc__stats.frees, freed, RELAXED);
     s->alloc_count = nalloc;
     s->freeindex = 0;
     s->alloc_cache = 0;

@@ -421,7 +421,7 @@ static void unregister(cgc_thread *t) {
         cgc__wbuf_flush(&t->wbuf, &w);
         cgc__gcwork_dispose(&w);
     }
-    cgc__cache_flush(&t->cache);
+    cgc__cache_flush(&t->cache, false);
     cgc__leave(t, prev);
     /* the registry lock with in_cgc == 0: we may be stopped while waiting */
     cgc__threads_lock();
@@ -430,7 +430,7 @@ static void unregister(cgc_thread *t) {
     if (*pp) *pp = t->next;
     atomic_fetch_sub_explicit(&cgc__nthreads, 1, RELAXED);
     /* the cache may have been refilled by a stop's flush race: flush again */
-    cgc__cache_flush(&t->cache);
+    cgc__cache_flush(&t->cache, false);
     atomic_store_explicit(&t->state, TS_DEAD, RELAXED);
     cgc__self = NULL;
     t->next = free_threads;

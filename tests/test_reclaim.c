@@ -427,6 +427,33 @@ static void test_memory_limit(void)
     CHECK(cgc_set_memory_limit(INT64_MAX) == 48ll << 20);
 }
 
+/* The statistics count each object's end once: an object freed with
+ * cgc_free (onto its thread's local free list, whose slots are free in the
+ * bitmap) is not counted again by the sweep, nor an object the sweep
+ * frees twice.  Everything allocated here but the kept objects ends one
+ * way or the other. */
+static void test_free_counts(void)
+{
+    enum { N = 60000, KEEP_EVERY = 100 };
+    void **keep = cgc_malloc(N / KEEP_EVERY * sizeof *keep);
+    collect_clean();
+    cgc_stats s0 = get_stats();
+    for (int i = 0; i < N; i++) {
+        void *p = cgc_malloc(48);
+        if (i % KEEP_EVERY == 0) CGC_STORE(&keep[i / KEEP_EVERY], p);
+        else if (i % 3 == 0) cgc_free(p);
+        if (i == N / 2) cgc_collect(); /* some frees before, some after a cycle */
+    }
+    collect_clean();
+    cgc_stats s1 = get_stats();
+    long long allocated = (long long)(s1.mallocs - s0.mallocs), ended = (long long)(s1.frees - s0.frees);
+    CHECKF(allocated == N, "mallocs grew by %lld for %d allocations", allocated, N);
+    /* a few dead objects may stay reachable from stale words */
+    CHECKF(allocated - ended >= N / KEEP_EVERY && allocated - ended <= N / KEEP_EVERY + N / 100,
+           "%lld allocated, %lld freed: %lld left, %d kept", allocated, ended, allocated - ended, N / KEEP_EVERY);
+    for (int i = 0; i < N / KEEP_EVERY; i++) CHECK(keep[i] && cgc_size(keep[i]) >= 48);
+}
+
 int main(void)
 {
     cgc_init();
@@ -434,6 +461,7 @@ int main(void)
     test_typed_non_pointer_words();
     test_bounded_heap(); /* before the tests that grow the heap on purpose */
     test_garbage();
+    test_free_counts();
     test_remove_roots();
     test_off_on();
     test_memory_limit();
