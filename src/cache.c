@@ -208,10 +208,10 @@ static void check_local_free(cgc_mcache *c, unsigned spanclass) {
     for (void *f = c->cls[spanclass].free; f; f = *(void **)f) {
         cgc_span *s = cgc__span_of((uintptr_t)f);
         uint32_t idx = s ? cgc__obj_index(s, (uintptr_t)f) : 0;
-        uint32_t listed_idx;
+        unsigned bit;
         if (!s || atomic_load_explicit(&s->owner, RELAXED) != c || s->spanclass != spanclass || idx >= s->freeindex ||
             cgc__bit(s->alloc_bits, idx) || s->base + idx * s->elemsize != (uintptr_t)f ||
-            cgc__listed_span(f, s->elemsize, &listed_idx) != s || listed_idx != idx)
+            (s->elemsize >= 16 && (cgc__listed_word(f, &bit) != &s->alloc_bits[idx >> 6] || bit != idx % 64)))
             cgc__fatal("local free list of class %u: slot %p is not a free slot below freeindex of an owned span", spanclass, f);
     }
 #else

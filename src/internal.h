@@ -534,30 +534,23 @@ void cgc__cache_merge_live(cgc_mcache *c);
 void cgc__cache_live_grew(cgc_mcache *c);
 
 /* A slot on a local free list holds the link in its first word and, when
- * it has a second (slots of 16 bytes and more), its span and index there,
- * so that taking it off the list needs no address -> span lookup and no
- * read of the span's first line. */
-#define LISTED_IDX_SHIFT 48
+ * it has a second (slots of 16 bytes and more), where its alloc bit is:
+ * the address of its bitmap word, and the bit's number in the top 16 bits.
+ * Taking it off the list then needs no address -> span lookup, no read of
+ * the span's first line and no index arithmetic. */
+#define LISTED_BIT_SHIFT 48
 static ALWAYS_INLINE void cgc__listed_push(cgc_cache_class *k, cgc_span *s, void *obj, uint32_t idx) {
     uintptr_t *w = (uintptr_t *)obj;
     w[0] = (uintptr_t)k->free;
-    if (s->elemsize >= 16) w[1] = (uintptr_t)s | (uintptr_t)idx << LISTED_IDX_SHIFT;
+    if (s->elemsize >= 16) w[1] = (uintptr_t)&s->alloc_bits[idx >> 6] | (uintptr_t)(idx & 63) << LISTED_BIT_SHIFT;
     k->free = obj;
 }
-/* The span and index of slot f, taken off a local list of slots of
- * elemsize bytes. */
-static ALWAYS_INLINE cgc_span *cgc__listed_span(void *f, uintptr_t elemsize, uint32_t *idx) {
-    cgc_span *s;
-    if (likely(elemsize >= 16)) {
-        uintptr_t w = ((uintptr_t *)f)[1];
-        *idx = (uint32_t)(w >> LISTED_IDX_SHIFT);
-        s = (cgc_span *)(w & (((uintptr_t)1 << LISTED_IDX_SHIFT) - 1));
-    } else {
-        s = cgc__span_of_low((uintptr_t)f);
-        *idx = cgc__obj_index(s, (uintptr_t)f);
-    }
-    CGC_ASSERT(s == cgc__span_of((uintptr_t)f) && *idx == cgc__obj_index(s, (uintptr_t)f));
-    return s;
+/* The alloc bitmap word of listed slot f (of 16 bytes or more); *bit its
+ * bit in it. */
+static ALWAYS_INLINE _Atomic uint64_t *cgc__listed_word(void *f, unsigned *bit) {
+    uintptr_t w = ((uintptr_t *)f)[1];
+    *bit = (unsigned)(w >> LISTED_BIT_SHIFT);
+    return (_Atomic uint64_t *)(w & (((uintptr_t)1 << LISTED_BIT_SHIFT) - 1));
 }
 
 /* cgc_free by the owner of s (its current span or an owned one), inside

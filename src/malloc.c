@@ -42,10 +42,14 @@ static NOINLINE void mark_new_object(cgc_mcache *c, cgc_span *s, uint32_t idx) {
 
 static NOINLINE void *small_alloc_slow(cgc_thread *t, unsigned spc, bool zero);
 
-/* Claims slot idx of s: alloc bit, counting.  Inside cgc; the slot's
- * colour and address are the caller's business.  Shared by the general
- * path and the frameless fast path. */
-static ALWAYS_INLINE void claim_bit(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx) {
+/* Debug builds: the slot at obj is a free slot of a span this thread
+ * holds, of class spc, and its alloc bit is bit `bit` of *word. */
+static void check_claim(cgc_thread *t, unsigned spc, void *obj, _Atomic uint64_t *word, unsigned bit) {
+#ifdef CGC_DEBUG_CHECKS
+    cgc_span *s = cgc__span_of((uintptr_t)obj);
+    CGC_ASSERT(s != NULL);
+    uint32_t idx = cgc__obj_index(s, (uintptr_t)obj);
+    CGC_ASSERT(s->base + idx * s->elemsize == (uintptr_t)obj && word == &s->alloc_bits[idx >> 6] && bit == idx % 64);
     CGC_ASSERT(atomic_load_explicit(&s->sweepgen, RELAXED) == atomic_load_explicit(&cgc__sweepgen, RELAXED));
     CGC_ASSERT(!cgc__bit(s->alloc_bits, idx));
     /* one owner at a time, and it is this thread: a span handed back (or
@@ -53,7 +57,21 @@ static ALWAYS_INLINE void claim_bit(cgc_thread *t, cgc_span *s, unsigned spc, ui
      * slots out twice */
     CGC_ASSERT(atomic_load_explicit(&s->owner, RELAXED) == &t->cache && s->where == WHERE_CACHED);
     CGC_ASSERT(s->spanclass == spc);
-    set_bit(s->alloc_bits, idx);
+    /* allocate-black */
+    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__marked(s, idx));
+#else
+    (void)t, (void)spc, (void)obj, (void)word, (void)bit;
+#endif
+}
+
+/* Claims the slot at obj, whose alloc bit is bit `bit` of *word: sets the
+ * bit, counts the allocation.  Inside cgc; the slot is black already
+ * while a mark runs.  Shared by the general path and the frameless fast
+ * path. */
+static ALWAYS_INLINE void claim_slot(cgc_thread *t, unsigned spc, void *obj, _Atomic uint64_t *word, unsigned bit) {
+    check_claim(t, spc, obj, word, bit);
+    /* owner-only writer: a plain load and store, no locked instruction */
+    atomic_store_explicit(word, atomic_load_explicit(word, RELAXED) | (1ull << bit), RELAXED);
     CGC_OWNER_ADD(t->cache.nmalloc[spc], 1);
 }
 
@@ -63,9 +81,9 @@ static ALWAYS_INLINE void claim_bit(cgc_thread *t, cgc_span *s, unsigned spc, ui
  * never scans it half-built; only the pacer's count is kept. */
 static ALWAYS_INLINE void *claim_span_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx) {
     if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize;
-    CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__marked(s, idx));
-    claim_bit(t, s, spc, idx);
-    return (void *)(s->base + idx * s->elemsize);
+    void *obj = (void *)(s->base + idx * s->elemsize);
+    claim_slot(t, spc, obj, &s->alloc_bits[idx >> 6], idx & 63);
+    return obj;
 }
 
 /* Allocation from the local free list pays its mark assist in batches of
@@ -107,8 +125,9 @@ static NOINLINE void *take_listed(cgc_thread *t, unsigned spc, bool zero) {
     cgc_cache_class *k = &c->cls[spc];
     void *f = k->free;
     uintptr_t size = cgc__spc_elemsize[spc];
-    uint32_t idx;
-    cgc_span *s = cgc__listed_span(f, size, &idx);
+    /* slow enough to look the span up (8-byte slots have no second word) */
+    cgc_span *s = cgc__span_of_low((uintptr_t)f);
+    uint32_t idx = cgc__obj_index(s, (uintptr_t)f);
     k->free = *(void **)f;
     c->live_delta += (int64_t)size;
     if (marking) {
@@ -116,7 +135,7 @@ static NOINLINE void *take_listed(cgc_thread *t, unsigned spc, bool zero) {
         c->black_bytes += size;
         c->unassisted += size;
     }
-    claim_bit(t, s, spc, idx);
+    claim_slot(t, spc, f, &s->alloc_bits[idx >> 6], idx & 63);
     if (zero) memset(f, 0, size);
     return f;
 }
@@ -228,6 +247,8 @@ static void *retry_kind(size_t size, const void *arg) { return alloc_kind(size, 
  * allocation, large objects, an empty allocCache (bitmap scan, refill,
  * pacing), out of memory. */
 static NOINLINE void *alloc_general(size_t size, unsigned kind) {
+    /* pointer-free requests of 1..15 bytes: the tiny allocator */
+    if ((kind & ~ALLOC_UNINIT) == KIND_NOSCAN && size > 0 && size < TINY_BLOCK) return cgc_malloc_atomic(size);
     void *p = alloc_kind(size, kind, NULL);
     if (unlikely(!p))
         return alloc_failed(size, retry_kind, (const void *)(uintptr_t)kind);
@@ -279,16 +300,18 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
     const bool zeroing = !(kind & ALLOC_UNINIT);
     const unsigned spkind = kind & ~ALLOC_UNINIT;
     cgc_thread *t = cgc__self;
-    /* 16 B .. 32 KiB in one compare (smaller sizes wrap around): slots of
+    /* 9 B .. 32 KiB in one compare (smaller sizes wrap around): slots of
      * the 8-byte class have no second word for the local free list's
-     * span and index, so their allocations take the general path */
-    if (unlikely(t == NULL || size - 9 > CGC_MAX_SMALL_SIZE - 9)) return alloc_general(size, kind);
+     * span and index, so their allocations take the general path, and so
+     * do pointer-free requests under 16 bytes (the tiny allocator) */
+    const size_t min = spkind == KIND_NOSCAN ? TINY_BLOCK : 9;
+    if (unlikely(t == NULL || size - min > CGC_MAX_SMALL_SIZE - min)) return alloc_general(size, kind);
     unsigned spc = cgc__size_class(size) * SPAN_KINDS + spkind;
     sig_atomic_t prev = cgc__enter(t);
     /* the cache is read only inside cgc: mark termination empties it */
     cgc_cache_class *k = &t->cache.cls[spc];
-    cgc_span *s;
-    uint32_t idx;
+    _Atomic uint64_t *word;
+    unsigned bit;
     size_t zero;
     void *obj = k->free;
     if (obj) {
@@ -298,24 +321,25 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
         if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) return alloc_fast_slow(t, prev, spc, size, kind);
         if (unlikely(t->cache.live_delta >= CACHE_LIVE_MERGE_BYTES)) return alloc_fast_slow(t, prev, spc, size, kind);
         uintptr_t es = cgc__spc_elemsize[spc];
-        s = cgc__listed_span(obj, 16, &idx); /* es >= 16 here */
+        word = cgc__listed_word(obj, &bit); /* es >= 16 here */
         k->free = *(void **)obj;
         t->cache.live_delta += (int64_t)es;
         zero = zeroing ? es : 0;
     } else {
-        s = k->span;
+        cgc_span *s = k->span;
         uint64_t cache = s->alloc_cache;
         if (unlikely(cache == 0)) return alloc_fast_slow(t, prev, spc, size, kind);
         unsigned tz = (unsigned)__builtin_ctzll(cache);
-        idx = s->freeindex + tz;
+        uint32_t idx = s->freeindex + tz;
         s->alloc_cache = (cache >> tz) >> 1;
         s->freeindex = idx + 1;
         zero = zeroing && s->needzero ? s->elemsize : 0;
         if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize;
-        CGC_ASSERT(!atomic_load_explicit(&cgc__gc_marking, RELAXED) || cgc__marked(s, idx));
         obj = (void *)(s->base + idx * s->elemsize);
+        word = &s->alloc_bits[idx >> 6];
+        bit = idx & 63;
     }
-    claim_bit(t, s, spc, idx);
+    claim_slot(t, spc, obj, word, bit);
     if (zero == 16) __builtin_memset(obj, 0, 16); /* the commonest class: one store */
     else if (zero) return alloc_fast_zero(t, prev, obj, zero);
     atomic_signal_fence(SEQ_CST);
@@ -361,20 +385,19 @@ static void *tiny_alloc(size_t size) {
 
 static void *retry_tiny(size_t size, const void *arg) { (void)arg; return tiny_alloc(size); }
 
+static NOINLINE void *tiny_alloc_checked(size_t size) {
+    void *p = tiny_alloc(size);
+    if (unlikely(!p)) return alloc_failed(size, retry_tiny, NULL);
+    return p;
+}
+
 void *cgc_malloc_atomic(size_t size) {
-    void *p;
-    if (size > 0 && size < TINY_BLOCK) {
-        p = tiny_alloc(size);
-        if (unlikely(!p)) return alloc_failed(size, retry_tiny, NULL);
-        return p;
-    }
+    if (size > 0 && size < TINY_BLOCK) return tiny_alloc_checked(size);
     return alloc_fast(size, KIND_NOSCAN);
 }
 
-void *cgc_malloc_atomic_uninit(size_t size) {
-    if (size > 0 && size < TINY_BLOCK) return cgc_malloc_atomic(size);
-    return alloc_fast(size, KIND_NOSCAN | ALLOC_UNINIT);
-}
+/* 1..15 bytes reach the tiny allocator through alloc_general */
+void *cgc_malloc_atomic_uninit(size_t size) { return alloc_fast(size, KIND_NOSCAN | ALLOC_UNINIT); }
 
 void *cgc_calloc(size_t n, size_t size) {
     size_t total;
