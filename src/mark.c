@@ -59,8 +59,16 @@ static ALWAYS_INLINE bool in_heap(heap_range r, uintptr_t p) { return p - r.lo <
  * test and the greying.  checkmark is a constant at every call: the
  * marking loops are compiled once without the verifier's branches. */
 static ALWAYS_INLINE void shade_in_span(cgc_gcwork *w, cgc_span *s, uintptr_t p, bool checkmark) {
-    if (atomic_load_explicit(&s->state, ACQUIRE) != SPAN_IN_USE || p < s->base || p >= s->limit) return;
+    /* No test of the span's state or bounds: while a mark runs no span is
+     * freed (cgc__heap_free_span), so a span the map names for p's page is
+     * in use and base <= p < base + its pages.  Past limit (a small span's
+     * tail) idx is nelems, whose alloc bit is never set, and idx <= 1023
+     * (a 1024-slot span has no tail): the bit test below rejects it. */
+    CGC_ASSERT(atomic_load_explicit(&cgc__gc_marking, RELAXED) || checkmark);
+    CGC_ASSERT(atomic_load_explicit(&s->state, ACQUIRE) == SPAN_IN_USE && p >= s->base &&
+               p < s->base + ((uintptr_t)s->npages << CGC_PAGE_SHIFT));
     uint32_t idx = cgc__obj_index(s, p);
+    CGC_ASSERT(idx <= s->nelems && idx < SPAN_MAX_ELEMS && (p < s->limit || idx == s->nelems));
     uint64_t bit = 1ull << (idx & 63);
     /* acquire: pairs with nothing stronger than x86 order, but keeps the
      * alloc-bit test before the mark test (a slot handed out while
