@@ -119,9 +119,14 @@ static void merge_class(cgc_mcache *c, unsigned spanclass) {
 }
 
 static void merge_black(cgc_mcache *c) {
-    if (!c->black_bytes) return;
-    atomic_fetch_add_explicit(&cgc__pacer.black_bytes, c->black_bytes, RELAXED);
-    c->black_bytes = 0;
+    if (c->black_bytes) {
+        atomic_fetch_add_explicit(&cgc__pacer.black_bytes, c->black_bytes, RELAXED);
+        c->black_bytes = 0;
+    }
+    if (c->freed_marked) {
+        atomic_fetch_add_explicit(&cgc__pacer.freed_marked, c->freed_marked, RELAXED);
+        c->freed_marked = 0;
+    }
 }
 
 void cgc__cache_merge_live(cgc_mcache *c) {

@@ -500,6 +500,9 @@ typedef struct cgc_mcache {
     /* bytes allocated black during this mark; added to the pacer's count
      * at each refill and flush (every cache is flushed at mark termination) */
     uint64_t black_bytes;
+    /* bytes freed during this mark that were marked (cgc_pacer.freed_marked),
+     * merged with black_bytes */
+    uint64_t freed_marked;
     /* bytes taken off the local free lists during this mark and not yet
      * paid for with a mark assist (malloc.c) */
     uint64_t unassisted;
@@ -797,6 +800,9 @@ typedef struct cgc_pacer {
     atomic_u64 heap_live;     /* bytes in allocated objects + cached spans */
     atomic_u64 heap_marked;   /* this mark: bytes of objects reached by tracing */
     atomic_u64 black_bytes;   /* this mark: bytes allocated black */
+    /* this mark: bytes freed with cgc_free whose mark was set when freed,
+     * so that they count in heap_marked or black_bytes already */
+    atomic_u64 freed_marked;
     atomic_u64 heap_goal;
     atomic_u64 trigger;
     atomic_u64 scan_work_expected;

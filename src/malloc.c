@@ -570,6 +570,9 @@ static NOINLINE void free_general(void *p) {
 
     sig_atomic_t prev = cgc__enter(t);
     cgc_mcache *c = &t->cache;
+    /* freed during a mark after it was counted as marked or black: it
+     * leaves the live heap the mark computes (cgc_pacer.freed_marked) */
+    if (atomic_load_explicit(&cgc__gc_marking, RELAXED) && cgc__marked(s, idx)) c->freed_marked += s->elemsize;
     if (!s->sizeclass) {
         free_large(t, s, p);
     } else if (atomic_load_explicit(&s->owner, RELAXED) == c) {
@@ -620,9 +623,11 @@ static NOINLINE void free_fast_miss(cgc_thread *t, sig_atomic_t prev, void *p) {
 }
 
 /* The fast path: an object at the start of its slot, allocated, in a
- * span this thread owns (current or owned), not scanned or no mark
- * running.  The ownership test comes after entering cgc: mark termination
- * hands owned spans back, and it cannot run while we are inside. */
+ * span this thread owns (current or owned), no mark running (while one
+ * runs, the write barrier shades what a scanned object points to, and the
+ * pacer counts frees of marked objects: free_general).  The ownership
+ * test comes after entering cgc: mark termination hands owned spans back,
+ * and it cannot run while we are inside. */
 void cgc_free(void *p) {
     cgc_thread *t = cgc__self;
     if (unlikely(t == NULL)) return free_general(p);
@@ -634,7 +639,7 @@ void cgc_free(void *p) {
         uintptr_t off = a - s->base; /* huge when a < base (or a >= 2^47) */
         uint32_t idx = (uint32_t)((off * s->divmagic) >> 32);
         if (likely(a < s->limit && off == idx * s->elemsize && cgc__bit(s->alloc_bits, idx) && s->spanclass != TINY_SPAN_CLASS &&
-                   (s->kind == KIND_NOSCAN || !__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)))) {
+                   !atomic_load_explicit(&cgc__gc_marking, RELAXED))) {
             if (unlikely(cgc__cache_free_local(c, s, p, idx))) return free_fast_publish(t, prev);
             atomic_signal_fence(SEQ_CST);
             t->in_cgc = prev;

@@ -74,6 +74,7 @@ void cgc__pacer_cycle_start(void) {
     cgc__pacer.mark_start_ns = cgc__nanotime();
     atomic_store_explicit(&cgc__pacer.heap_marked, 0, RELAXED);
     atomic_store_explicit(&cgc__pacer.black_bytes, 0, RELAXED);
+    atomic_store_explicit(&cgc__pacer.freed_marked, 0, RELAXED);
     atomic_store_explicit(&cgc__pacer.scan_work_done, 0, RELAXED);
     atomic_store_explicit(&cgc__pacer.bg_credit, 0, RELAXED);
     cgc__pacer.globals_bytes = cgc__globals_bytes;
@@ -96,7 +97,15 @@ void cgc__pacer_cycle_end(uint64_t marked, uint64_t scan_work, uint64_t mark_ns)
      * doubles each cycle (objects allocated during the mark that live on
      * are traced next time). */
     uint64_t black = atomic_load_explicit(&cgc__pacer.black_bytes, RELAXED);
-    atomic_store_explicit(&cgc__pacer.heap_live, marked + black, RELAXED);
+    /* less what the program freed with cgc_free during the mark after it
+     * was counted in one or the other: a program that frees as it
+     * allocates (a malloc replacement) would otherwise come out of every
+     * mark with its allocations during the mark counted and its frees
+     * not, and start the next cycle at once */
+    uint64_t freed = atomic_load_explicit(&cgc__pacer.freed_marked, RELAXED);
+    uint64_t live = marked + black;
+    live = live > freed ? live - freed : 0;
+    atomic_store_explicit(&cgc__pacer.heap_live, live, RELAXED);
     atomic_store_explicit(&cgc__pacer.last_marked, marked, RELAXED);
     set_trigger(marked, cgc__pacer_goal(marked));
 }
