@@ -198,8 +198,9 @@ typedef struct cgc_span {
      * in mcentral or in transit.  Written by the owner (or, world
      * stopped, the coordinator); read by any thread in cgc_free. */
     _Atomic(struct cgc_mcache *) owner;
+    /* one mark byte per slot (see cgc__marked below) */
+    _Atomic uint8_t *mark;
     /* allocation state (owner only) */
-    uint64_t alloc_cache;
     uint32_t divmagic;   /* (off * divmagic) >> 32 == off / elemsize */
     uint32_t freeindex;
     uint16_t spanclass;
@@ -212,11 +213,12 @@ typedef struct cgc_span {
 
     /* the alloc bitmap: word 0 ends the first line, so that a free into
      * a span of up to 64 slots (objects of 128 bytes and more) touches
-     * one line of it; words 1-8 fill the second */
+     * one line of it; words 1-8 fill the second (the marker prefetches
+     * the first two) */
     _Atomic uint64_t alloc_bits[16];
-    /* one mark byte per slot (see cgc__marked below); in the second line,
-     * which the marker prefetches with the first */
-    _Atomic uint8_t *mark;
+    /* the current span's allocCache (owner only): a current span's lines
+     * stay in the cache while it is allocated from */
+    uint64_t alloc_cache;
 
     uint32_t alloc_count; /* allocated objects; exact while not owned (cache.c) */
     uint32_t nelems;
@@ -238,9 +240,9 @@ typedef struct cgc_span {
     const cgc_type *type;
     size_t user_size;
 } cgc_span;
-_Static_assert(offsetof(cgc_span, alloc_bits) == 56 && offsetof(cgc_span, mark) / 64 == 2 && sizeof(cgc_span) <= 320,
-               "the fast paths' fields and alloc_bits[0] fill the first cache line, the mark "
-               "pointer is in the third");
+_Static_assert(offsetof(cgc_span, alloc_bits) == 56 && offsetof(cgc_span, mark) < 64 && sizeof(cgc_span) <= 320,
+               "the free and marking paths' fields, the mark pointer among them, and "
+               "alloc_bits[0] fill the first cache line");
 
 /* Grey entries (work buffers) of small conservative objects of 16 to 112
  * bytes carry the size in 16-byte units in their low 3 bits, free because

@@ -104,8 +104,8 @@ void cgc__shade(cgc_gcwork *w, uintptr_t p) {
 
 /* The marking loops' greying, pipelined: a word that passes the range
  * test and maps to a span has that span's first two lines (the header
- * with the alloc bitmap's first word, then the next eight words and the
- * mark array pointer) prefetched, and waits
+ * with the mark array's address and the alloc bitmap's first word, then
+ * its next eight words) prefetched, and waits
  * in a ring of CAND_N; the oldest is then tested and
  * greyed.  Each pointer otherwise stalls on those misses one after the
  * other (the span struct, then its bitmaps), on top of the grey object's
@@ -118,8 +118,8 @@ static ALWAYS_INLINE void shade_candidate(cgc_gcwork *w, heap_range r, uintptr_t
     if (!in_heap(r, p)) return;
     cgc_span *s = cgc__span_of_low(p);
     if (!s) return;
-    __builtin_prefetch(s); /* with alloc_bits[0] */
-    __builtin_prefetch(&s->alloc_bits[1]); /* words 1-8, the mark array's address */
+    __builtin_prefetch(s); /* with the mark array's address and alloc_bits[0] */
+    __builtin_prefetch(&s->alloc_bits[1]); /* words 1-8 */
     uint32_t n = w->cand_n;
     if (n == CAND_N) {
         uint32_t h = w->cand_head;
