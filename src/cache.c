@@ -38,7 +38,13 @@ cgc_span cgc__empty_span;
 
 void cgc__cache_init(cgc_mcache *c) {
     memset(c, 0, sizeof *c);
-    for (size_t i = 0; i < NUM_CENTRALS; i++) c->cls[i].span = &cgc__empty_span;
+    for (size_t i = 0; i < NUM_CENTRALS; i++) {
+        c->cls[i].span = &cgc__empty_span;
+        c->cls[i].elemsize = cgc__spc_elemsize[i];
+    }
+    for (unsigned kind = 0; kind < 2; kind++)
+        for (size_t i = 0; i <= CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV; i++)
+            c->direct[kind][i] = &c->cls[cgc__class8[i] * SPAN_KINDS + kind];
 }
 
 /* Takes the slots other threads freed in s (owner only).  Returns true if
@@ -110,9 +116,9 @@ void cgc__cache_preblacken(cgc_mcache *c) {
 /* One class's allocation count into the global statistics (the others
  * are merged when they refill, at flush, and read live by cgc_read_stats). */
 static void merge_class(cgc_mcache *c, unsigned spanclass) {
-    uint64_t n = c->nmalloc[spanclass];
+    uint64_t n = c->cls[spanclass].nmalloc;
     if (!n) return;
-    CGC_OWNER_SET(c->nmalloc[spanclass], 0);
+    CGC_OWNER_SET(c->cls[spanclass].nmalloc, 0);
     unsigned sc = spanclass == TINY_SPAN_CLASS ? 0 : spanclass / SPAN_KINDS;
     atomic_fetch_add_explicit(&cgc__stats.mallocs, n, RELAXED);
     atomic_fetch_add_explicit(&cgc__stats.total_alloc, n * (sc ? cgc_class_size[sc] : TINY_BLOCK), RELAXED);
@@ -255,11 +261,11 @@ void cgc__cache_flush(cgc_mcache *c, bool cycle_end) {
 void cgc__cache_merge_stats(cgc_mcache *c) {
     uint64_t n = 0, bytes = 0;
     for (size_t i = 0; i < NUM_CENTRALS; i++) {
-        if (!c->nmalloc[i]) continue;
+        if (!c->cls[i].nmalloc) continue;
         unsigned sc = i == TINY_SPAN_CLASS ? 0 : (unsigned)(i / SPAN_KINDS);
-        n += c->nmalloc[i];
-        bytes += c->nmalloc[i] * (sc ? cgc_class_size[sc] : TINY_BLOCK);
-        CGC_OWNER_SET(c->nmalloc[i], 0);
+        n += c->cls[i].nmalloc;
+        bytes += c->cls[i].nmalloc * (sc ? cgc_class_size[sc] : TINY_BLOCK);
+        CGC_OWNER_SET(c->cls[i].nmalloc, 0);
     }
     n += c->nlarge;
     bytes += c->large_bytes;

@@ -470,9 +470,10 @@ void cgc__central_remove_locked(cgc_central *c, cgc_span *s);
 extern cgc_span cgc__empty_span CGC_INTERNAL; /* a full span that never refills */
 
 /* Per thread, per span class: the current span, which the fast path
- * allocates from without locks or atomic read-modify-writes, and the
- * local free list.  Both in one 16-byte entry: the fast path reads one
- * cache line. */
+ * allocates from without locks or atomic read-modify-writes, the local
+ * free list, the slot size and the allocation count: one 32-byte entry,
+ * which the fast path reaches through cgc_mcache.direct without index
+ * arithmetic and reads and writes in one cache line. */
 typedef struct cgc_cache_class {
     cgc_span *span; /* never NULL: cgc__empty_span stands for none */
     /* Slots this thread freed (or took off its spans' remote lists), in
@@ -483,7 +484,12 @@ typedef struct cgc_cache_class {
      * spans go back to mcentral (the bitmaps already say the slots are
      * free). */
     void *free;
+    /* allocations not yet merged into the global statistics (merged at
+     * refill and flush; cgc_read_stats reads them live) */
+    uint64_t nmalloc;
+    uint64_t elemsize; /* the class's slot size (0 for the large classes) */
 } cgc_cache_class;
+_Static_assert(sizeof(cgc_cache_class) == 32, "entries of 32 bytes, aligned to them: one cache line");
 
 /* Per thread: the classes above, and more spans the thread owns (owned
  * spans, cache.c): spans it allocated from before, kept so that its frees
@@ -492,11 +498,14 @@ typedef struct cgc_cache_class {
  * back to mcentral. */
 #define CACHE_OWNED_MAX 512
 typedef struct cgc_mcache {
-    cgc_cache_class cls[NUM_CENTRALS];
+    _Alignas(64) cgc_cache_class cls[NUM_CENTRALS];
+    /* the entry of cgc_malloc (kind 0) and cgc_malloc_atomic (kind 1) for
+     * each size up to CGC_SMALL_SIZE_MAX, by (size + 7) / 8: the fast
+     * path's size class, span class and entry in one load */
+    cgc_cache_class *direct[2][CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV + 1];
     uintptr_t tiny;        /* current tiny block, 0 if none */
     uint32_t tiny_offset;
     /* counters merged into the global statistics on refill and flush */
-    uint64_t nmalloc[NUM_CENTRALS];
     uint64_t nlarge, large_bytes;
     uint64_t nfree;
     /* bytes allocated black during this mark; added to the pacer's count

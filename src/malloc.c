@@ -68,11 +68,11 @@ static void check_claim(cgc_thread *t, unsigned spc, void *obj, _Atomic uint64_t
  * bit, counts the allocation.  Inside cgc; the slot is black already
  * while a mark runs.  Shared by the general path and the frameless fast
  * path. */
-static ALWAYS_INLINE void claim_slot(cgc_thread *t, unsigned spc, void *obj, _Atomic uint64_t *word, unsigned bit) {
-    check_claim(t, spc, obj, word, bit);
+static ALWAYS_INLINE void claim_slot(cgc_thread *t, cgc_cache_class *k, void *obj, _Atomic uint64_t *word, unsigned bit) {
+    check_claim(t, (unsigned)(k - t->cache.cls), obj, word, bit);
     /* owner-only writer: a plain load and store, no locked instruction */
     atomic_store_explicit(word, atomic_load_explicit(word, RELAXED) | (1ull << bit), RELAXED);
-    CGC_OWNER_ADD(t->cache.nmalloc[spc], 1);
+    CGC_OWNER_ADD(k->nmalloc, 1);
 }
 
 /* A slot from the current span's bitmap.  While marking it is already
@@ -82,7 +82,7 @@ static ALWAYS_INLINE void claim_slot(cgc_thread *t, unsigned spc, void *obj, _At
 static ALWAYS_INLINE void *claim_span_slot(cgc_thread *t, cgc_span *s, unsigned spc, uint32_t idx) {
     if (unlikely(s->preblack)) t->cache.black_bytes += s->elemsize;
     void *obj = (void *)(s->base + idx * s->elemsize);
-    claim_slot(t, spc, obj, &s->alloc_bits[idx >> 6], idx & 63);
+    claim_slot(t, &t->cache.cls[spc], obj, &s->alloc_bits[idx >> 6], idx & 63);
     return obj;
 }
 
@@ -124,7 +124,7 @@ static NOINLINE void *take_listed(cgc_thread *t, unsigned spc, bool zero) {
     if (unlikely(c->live_delta >= CACHE_LIVE_MERGE_BYTES)) cgc__cache_live_grew(c);
     cgc_cache_class *k = &c->cls[spc];
     void *f = k->free;
-    uintptr_t size = cgc__spc_elemsize[spc];
+    uintptr_t size = c->cls[spc].elemsize;
     /* slow enough to look the span up (8-byte slots have no second word) */
     cgc_span *s = cgc__span_of_low((uintptr_t)f);
     uint32_t idx = cgc__obj_index(s, (uintptr_t)f);
@@ -135,7 +135,7 @@ static NOINLINE void *take_listed(cgc_thread *t, unsigned spc, bool zero) {
         c->black_bytes += size;
         c->unassisted += size;
     }
-    claim_slot(t, spc, f, &s->alloc_bits[idx >> 6], idx & 63);
+    claim_slot(t, &c->cls[spc], f, &s->alloc_bits[idx >> 6], idx & 63);
     if (zero) memset(f, 0, size);
     return f;
 }
@@ -285,8 +285,8 @@ static NOINLINE void *alloc_fast_stopped(cgc_thread *t, sig_atomic_t prev, void 
 /* The fast path's exit for everything else small: the local free list
  * while a mark runs or with heap_live to publish, an empty allocCache
  * (the bitmap scan, the refill), still inside cgc with the class known. */
-static NOINLINE void *alloc_fast_slow(cgc_thread *t, sig_atomic_t prev, unsigned spc, size_t size, unsigned kind) {
-    void *p = small_alloc(t, spc, !(kind & ALLOC_UNINIT));
+static NOINLINE void *alloc_fast_slow(cgc_thread *t, sig_atomic_t prev, cgc_cache_class *k, size_t size, unsigned kind) {
+    void *p = small_alloc(t, (unsigned)(k - t->cache.cls), !(kind & ALLOC_UNINIT));
     cgc__leave(t, prev);
     if (unlikely(!p)) return alloc_general(size, kind); /* the OOM path */
     return p;
@@ -306,10 +306,12 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
      * do pointer-free requests under 16 bytes (the tiny allocator) */
     const size_t min = spkind == KIND_NOSCAN ? TINY_BLOCK : 9;
     if (unlikely(t == NULL || size - min > CGC_MAX_SMALL_SIZE - min)) return alloc_general(size, kind);
-    unsigned spc = cgc__size_class(size) * SPAN_KINDS + spkind;
+    _Static_assert(KIND_SCAN < 2 && KIND_NOSCAN < 2, "cgc_mcache.direct has the two fast kinds");
+    cgc_cache_class *k = likely(size <= CGC_SMALL_SIZE_MAX)
+                             ? t->cache.direct[spkind][(size + 7) >> 3]
+                             : &t->cache.cls[cgc_size_to_class128[(size - CGC_SMALL_SIZE_MAX + 127) >> 7] * SPAN_KINDS + spkind];
     sig_atomic_t prev = cgc__enter(t);
     /* the cache is read only inside cgc: mark termination empties it */
-    cgc_cache_class *k = &t->cache.cls[spc];
     _Atomic uint64_t *word;
     unsigned bit;
     size_t zero;
@@ -318,9 +320,9 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
         /* the local free list, unless its slot must be marked (owned
          * spans are not pre-marked), heap_live is due to be published,
          * or the slot has no second word to say where it is */
-        if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) return alloc_fast_slow(t, prev, spc, size, kind);
-        if (unlikely(t->cache.live_delta >= CACHE_LIVE_MERGE_BYTES)) return alloc_fast_slow(t, prev, spc, size, kind);
-        uintptr_t es = cgc__spc_elemsize[spc];
+        if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) return alloc_fast_slow(t, prev, k, size, kind);
+        if (unlikely(t->cache.live_delta >= CACHE_LIVE_MERGE_BYTES)) return alloc_fast_slow(t, prev, k, size, kind);
+        uintptr_t es = k->elemsize;
         word = cgc__listed_word(obj, &bit); /* es >= 16 here */
         k->free = *(void **)obj;
         t->cache.live_delta += (int64_t)es;
@@ -328,7 +330,7 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
     } else {
         cgc_span *s = k->span;
         uint64_t cache = s->alloc_cache;
-        if (unlikely(cache == 0)) return alloc_fast_slow(t, prev, spc, size, kind);
+        if (unlikely(cache == 0)) return alloc_fast_slow(t, prev, k, size, kind);
         unsigned tz = (unsigned)__builtin_ctzll(cache);
         uint32_t idx = s->freeindex + tz;
         s->alloc_cache = (cache >> tz) >> 1;
@@ -339,7 +341,7 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
         word = &s->alloc_bits[idx >> 6];
         bit = idx & 63;
     }
-    claim_slot(t, spc, obj, word, bit);
+    claim_slot(t, k, obj, word, bit);
     if (zero == 16) __builtin_memset(obj, 0, 16); /* the commonest class: one store */
     else if (zero) return alloc_fast_zero(t, prev, obj, zero);
     atomic_signal_fence(SEQ_CST);
@@ -366,7 +368,7 @@ static void *tiny_alloc(size_t size) {
     if (c->tiny && off + size <= TINY_BLOCK) {
         p = (void *)(c->tiny + off);
         c->tiny_offset = off + (uint32_t)size;
-        CGC_OWNER_ADD(c->nmalloc[TINY_SPAN_CLASS], 1);
+        CGC_OWNER_ADD(c->cls[TINY_SPAN_CLASS].nmalloc, 1);
         if (unlikely(atomic_load_explicit(&cgc__gc_marking, RELAXED))) {
             cgc_span *s = cgc__span_of(c->tiny);
             uint32_t idx = cgc__obj_index(s, c->tiny);

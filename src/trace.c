@@ -62,7 +62,7 @@ void cgc_read_stats_sized(cgc_stats *out, size_t size) {
     cgc__threads_lock();
     for (cgc_thread *t = cgc__threads; t; t = t->next) {
         for (size_t i = 0; i < NUM_CENTRALS; i++) {
-            uint64_t n = __atomic_load_n(&t->cache.nmalloc[i], __ATOMIC_RELAXED);
+            uint64_t n = __atomic_load_n(&t->cache.cls[i].nmalloc, __ATOMIC_RELAXED);
             if (!n) continue;
             unsigned sc = i == TINY_SPAN_CLASS ? 0 : (unsigned)(i / SPAN_KINDS);
             s.mallocs += n;
