@@ -64,7 +64,7 @@ CGC_NO_SANITIZE static uintptr_t read_slot(void **slot) { return (uintptr_t)__at
 void cgc_store_slow(void **slot, void *value) {
     cgc_thread *t = barrier_thread();
     sig_atomic_t prev = cgc__enter(t);
-    if (atomic_load_explicit(&cgc_write_barrier_enabled, RELAXED))
+    if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED))
         record(t, read_slot(slot), stack_grey(t) ? (uintptr_t)value : 0);
     *slot = value;
     cgc__leave(t, prev);
@@ -76,7 +76,7 @@ bool cgc_cas(void **slot, void *expected, void *desired) {
         sig_atomic_t prev = cgc__enter(t);
         /* on success the overwritten value is `expected`; on failure the
          * record only shades more than needed */
-        if (atomic_load_explicit(&cgc_write_barrier_enabled, RELAXED))
+        if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED))
             record(t, (uintptr_t)expected, stack_grey(t) ? (uintptr_t)desired : 0);
         bool ok = __atomic_compare_exchange_n(slot, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
         cgc__leave(t, prev);
@@ -90,7 +90,7 @@ bool cgc_cas(void **slot, void *expected, void *desired) {
 CGC_NO_SANITIZE static void bulk_barrier(void *dst, const void *src, size_t n) {
     cgc_thread *t = barrier_thread();
     sig_atomic_t prev = cgc__enter(t);
-    if (atomic_load_explicit(&cgc_write_barrier_enabled, RELAXED)) {
+    if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)) {
         /* Bulk copies record every word they write, whatever the colour of
          * the stack (as Go's bulkBarrierPreWrite does): the source is often
          * an object about to be dropped or freed (cgc_realloc does both),

@@ -199,7 +199,7 @@ static void run_cycle(bool forced) {
     tr.globals = cgc__globals_bytes;
     atomic_store(&cgc__gc_marking, 1);
     if (!stw) {
-        atomic_store(&cgc_write_barrier_enabled, 1);
+        __atomic_store_n(&cgc_write_barrier_enabled, 1, __ATOMIC_SEQ_CST);
         for (cgc_thread *t = cgc__threads; t; t = t->next) cgc__cache_preblacken(&t->cache);
         cgc__threads_note_stop_points();
     }
@@ -266,7 +266,7 @@ static void run_cycle(bool forced) {
     cgc__mark_workers_stop();
     CGC_ASSERT(cgc__work_empty());
     if (cgc__opt.gccheckmark) cgc__checkmark_verify();
-    atomic_store(&cgc_write_barrier_enabled, 0);
+    __atomic_store_n(&cgc_write_barrier_enabled, 0, __ATOMIC_SEQ_CST);
     atomic_store(&cgc__gc_marking, 0);
     atomic_store(&cgc__heap_scan_enabled, 0);
     uint64_t marked = atomic_load(&cgc__pacer.heap_marked); /* traced */
