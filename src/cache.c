@@ -40,7 +40,7 @@ void cgc__cache_init(cgc_mcache *c) {
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < NUM_CENTRALS; i++) {
         c->cls[i].span = &cgc__empty_span;
-        c->cls[i].elemsize = cgc__spc_elemsize[i];
+        c->cls[i].elemsize = cgc__spanclass_elemsize((unsigned)i);
     }
     for (unsigned kind = 0; kind < 2; kind++)
         for (size_t i = 0; i <= CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV; i++)

@@ -288,6 +288,8 @@ void cgc__mark_clear_all(cgc_span *s);
  * refuses the memory. */
 bool cgc__span_fit_marks(cgc_span *s, uint32_t nelems);
 uint32_t cgc__spanclass_nelems(unsigned spanclass);
+/* Slot size of a span class (16 for the tiny class's blocks, 0 for large). */
+uint32_t cgc__spanclass_elemsize(unsigned spanclass);
 
 typedef struct cgc_arena {
     uintptr_t base;
@@ -395,8 +397,6 @@ void cgc__span_check(cgc_span *s);
  * 16-byte aligned. */
 extern uint8_t cgc__class8[CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV + 1] CGC_INTERNAL;
 void cgc__span_tables_init(void);
-/* Slot size per span class (the tiny class's 16-byte blocks included). */
-extern uint32_t cgc__spc_elemsize[] CGC_INTERNAL;
 static ALWAYS_INLINE unsigned cgc__size_class(size_t size) {
     if (size <= CGC_SMALL_SIZE_MAX) return cgc__class8[(size + 7) >> 3];
     return cgc_size_to_class128[(size - CGC_SMALL_SIZE_MAX + 127) >> 7];
@@ -746,11 +746,17 @@ static ALWAYS_INLINE sig_atomic_t cgc__enter(cgc_thread *t) {
 /* A stop request arrived while inside: answered here when prev == 0 (the
  * outermost leave; a nested one leaves it to its caller). */
 void cgc__handshake_deferred(cgc_thread *t, sig_atomic_t prev);
-static ALWAYS_INLINE void cgc__leave(cgc_thread *t, sig_atomic_t prev) {
+/* Leaves cgc; true if a stop request waits to be answered
+ * (cgc__handshake_deferred), for the frameless fast paths, which answer it
+ * through a tail call. */
+static ALWAYS_INLINE bool cgc__leave_stop_pending(cgc_thread *t, sig_atomic_t prev) {
     atomic_signal_fence(SEQ_CST);
     t->in_cgc = prev;
     atomic_signal_fence(SEQ_CST);
-    if (unlikely(t->stop_pending)) cgc__handshake_deferred(t, prev);
+    return t->stop_pending;
+}
+static ALWAYS_INLINE void cgc__leave(cgc_thread *t, sig_atomic_t prev) {
+    if (unlikely(cgc__leave_stop_pending(t, prev))) cgc__handshake_deferred(t, prev);
 }
 
 /* World stop (all registered threads but the caller, which must not be a

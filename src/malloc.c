@@ -124,7 +124,7 @@ static NOINLINE void *take_listed(cgc_thread *t, unsigned spc, bool zero) {
     if (unlikely(c->live_delta >= CACHE_LIVE_MERGE_BYTES)) cgc__cache_live_grew(c);
     cgc_cache_class *k = &c->cls[spc];
     void *f = k->free;
-    uintptr_t size = c->cls[spc].elemsize;
+    uintptr_t size = k->elemsize;
     /* slow enough to look the span up (8-byte slots have no second word) */
     cgc_span *s = cgc__span_of_low((uintptr_t)f);
     uint32_t idx = cgc__obj_index(s, (uintptr_t)f);
@@ -135,7 +135,7 @@ static NOINLINE void *take_listed(cgc_thread *t, unsigned spc, bool zero) {
         c->black_bytes += size;
         c->unassisted += size;
     }
-    claim_slot(t, &c->cls[spc], f, &s->alloc_bits[idx >> 6], idx & 63);
+    claim_slot(t, k, f, &s->alloc_bits[idx >> 6], idx & 63);
     if (zero) memset(f, 0, size);
     return f;
 }
@@ -344,10 +344,7 @@ static ALWAYS_INLINE void *alloc_fast(size_t size, unsigned kind) {
     claim_slot(t, k, obj, word, bit);
     if (zero == 16) __builtin_memset(obj, 0, 16); /* the commonest class: one store */
     else if (zero) return alloc_fast_zero(t, prev, obj, zero);
-    atomic_signal_fence(SEQ_CST);
-    t->in_cgc = prev;
-    atomic_signal_fence(SEQ_CST);
-    if (unlikely(t->stop_pending)) return alloc_fast_stopped(t, prev, obj);
+    if (unlikely(cgc__leave_stop_pending(t, prev))) return alloc_fast_stopped(t, prev, obj);
     return obj;
 }
 
@@ -643,10 +640,7 @@ void cgc_free(void *p) {
         if (likely(a < s->limit && off == idx * s->elemsize && cgc__bit(s->alloc_bits, idx) && s->spanclass != TINY_SPAN_CLASS &&
                    !atomic_load_explicit(&cgc__gc_marking, RELAXED))) {
             if (unlikely(cgc__cache_free_local(c, s, p, idx))) return free_fast_publish(t, prev);
-            atomic_signal_fence(SEQ_CST);
-            t->in_cgc = prev;
-            atomic_signal_fence(SEQ_CST);
-            if (unlikely(t->stop_pending)) return cgc__handshake_deferred(t, prev);
+            if (unlikely(cgc__leave_stop_pending(t, prev))) return cgc__handshake_deferred(t, prev);
             return;
         }
     }

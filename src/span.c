@@ -14,7 +14,6 @@
 #endif
 
 uint8_t cgc__class8[CGC_SMALL_SIZE_MAX / CGC_SMALL_SIZE_DIV + 1];
-uint32_t cgc__spc_elemsize[NUM_CENTRALS];
 
 static unsigned class_of(unsigned spanclass) {
     return spanclass == TINY_SPAN_CLASS ? cgc_size_to_class8[TINY_BLOCK >> 3] : spanclass / SPAN_KINDS;
@@ -29,9 +28,10 @@ void cgc__span_tables_init(void) {
          * for requests of 16 B and more */
         if (i * 8 > 16 && cgc_class_size[cgc__class8[i]] % 16) cgc__class8[i] = (uint8_t)c32;
     }
-    for (unsigned spc = SPAN_KINDS; spc < NUM_CENTRALS; spc++) cgc__spc_elemsize[spc] = cgc_class_size[class_of(spc)];
 }
 
+
+uint32_t cgc__spanclass_elemsize(unsigned spanclass) { return cgc_class_size[class_of(spanclass)]; }
 
 uint32_t cgc__spanclass_nelems(unsigned spanclass) {
     unsigned sizeclass = class_of(spanclass);
