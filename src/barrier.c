@@ -58,16 +58,46 @@ static cgc_thread *barrier_thread(void) {
     return t ? t : cgc__thread_register_self();
 }
 
-/* Reads a slot the program may be writing concurrently (its own race). */
+/* Reads a slot the program may be writing concurrently (its own race).
+ * Exempt from the sanitizers; inlined into the frameless store path when
+ * no sanitizer is built in. */
+#ifdef CGC_SANITIZED
 CGC_NO_SANITIZE static uintptr_t read_slot(void **slot) { return (uintptr_t)__atomic_load_n(slot, __ATOMIC_RELAXED); }
+#else
+static ALWAYS_INLINE uintptr_t read_slot(void **slot) { return (uintptr_t)__atomic_load_n(slot, __ATOMIC_RELAXED); }
+#endif
 
-void cgc_store_slow(void **slot, void *value) {
-    cgc_thread *t = barrier_thread();
-    sig_atomic_t prev = cgc__enter(t);
-    if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED))
-        record(t, read_slot(slot), stack_grey(t) ? (uintptr_t)value : 0);
+/* The store's out-of-line parts, each ending in the store and the leave. */
+static NOINLINE void store_recorded(cgc_thread *t, sig_atomic_t prev, void **slot, void *value, uintptr_t old,
+                                    uintptr_t new_) {
+    record(t, old, new_);
     *slot = value;
     cgc__leave(t, prev);
+}
+
+static NOINLINE void store_unregistered(void **slot, void *value) {
+    cgc__thread_register_self();
+    cgc_store_slow(slot, value);
+}
+
+/* Entered only while the flag is (or just was) set.  The common case while
+ * marking, a store into a field that held NULL by a thread whose stack is
+ * already scanned (every field of a fresh object), records nothing and
+ * needs no stack frame: about 15 instructions.  The decision and the store
+ * are made inside cgc (enter / leave), so no handshake falls between them:
+ * a new cycle that started in between would find the new value neither
+ * shaded nor on the stack it scans later. */
+void cgc_store_slow(void **slot, void *value) {
+    cgc_thread *t = cgc__self;
+    if (unlikely(t == NULL)) return store_unregistered(slot, value);
+    sig_atomic_t prev = cgc__enter(t);
+    if (__atomic_load_n(&cgc_write_barrier_enabled, __ATOMIC_RELAXED)) {
+        uintptr_t old = read_slot(slot);
+        uintptr_t new_ = stack_grey(t) ? (uintptr_t)value : 0;
+        if (old | new_) return store_recorded(t, prev, slot, value, old, new_);
+    }
+    *slot = value;
+    if (unlikely(cgc__leave_stop_pending(t, prev))) return cgc__handshake_deferred(t, prev);
 }
 
 bool cgc_cas(void **slot, void *expected, void *desired) {

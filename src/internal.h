@@ -50,6 +50,17 @@
 /* Conservative scanning reads words the scanner does not own (other
  * threads' stacks, data segments, heap objects of any kind).  Exactly the
  * functions that do so carry this attribute. */
+/* Built with AddressSanitizer or ThreadSanitizer (GCC's macros, clang's
+ * __has_feature): the few reads of memory the collector does not own that
+ * are otherwise inlined into fast paths go through exempt functions. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CGC_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CGC_SANITIZED 1
+#endif
+#endif
+
 #define CGC_NO_SANITIZE \
     __attribute__((no_sanitize("address", "undefined", "thread"))) __attribute__((noinline))
 

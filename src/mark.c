@@ -391,6 +391,10 @@ typedef struct worker {
 
 static worker *workers;
 static int nworkers;
+/* Workers that join a stop-the-world drain: CGC_MAXPROCS - 1, for the
+ * coordinator drains too.  The others (idle workers beyond the CPUs the
+ * mark is planned for) wait it out on stw_marking. */
+static int stw_helpers;
 static double fractional_goal; /* CPU fraction for the fractional worker */
 /* busy and the pool's emptiness are read together under mark_lock by the
  * coordinator's idle test and changed together by workers; wakeups go
@@ -428,6 +432,15 @@ static void *worker_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&mark_lock);
         for (;;) {
+            if (me->index >= stw_helpers && atomic_load(&stw_marking)) {
+                /* not counted in `sleeping`: publishing work during a
+                 * stop-the-world drain must not wake it for nothing */
+                pthread_mutex_unlock(&mark_lock);
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                syscall(SYS_futex, (int *)&stw_marking, FUTEX_WAIT_PRIVATE, 1, &ts, NULL, 0);
+                pthread_mutex_lock(&mark_lock);
+                continue;
+            }
             atomic_fetch_add(&sleeping, 1);
             int epoch = atomic_load(&work_epoch); /* before the test: no lost wakeup */
             if (atomic_load(&mark_active) && has_work()) {
@@ -487,6 +500,7 @@ void cgc__mark_workers_start(void) {
     int nidle = procs - dedicated - (fractional_goal > 0);
     if (nidle < 1) nidle = 1;
     nworkers = dedicated + (fractional_goal > 0) + nidle;
+    stw_helpers = procs - 1;
     workers = calloc((size_t)nworkers, sizeof *workers);
     if (!workers) cgc__fatal("out of memory for mark workers");
     for (int i = 0; i < nworkers; i++) {
@@ -560,6 +574,7 @@ void cgc__mark_stw_drain(void) {
         if (!has_work()) break;
     }
     atomic_store(&stw_marking, 0);
+    if (nworkers > stw_helpers) syscall(SYS_futex, (int *)&stw_marking, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
 void cgc__mark_after_fork_child(void) {
