@@ -5,6 +5,7 @@
 #                 (switching between the two recompiles the library)
 #   build-asan/   make test, second pass: CGC_SANITIZE=ON CGC_DEBUG_CHECKS=ON
 #   build-bench/  make bench: plain library and benchmarks
+#   build-clang/  make check-clang: compiled with clang -Werror, not run
 
 CMAKE      ?= cmake
 CTEST      ?= ctest
@@ -30,8 +31,8 @@ ASAN_OPTS   = -DCGC_SANITIZE=ON -DCGC_DEBUG_CHECKS=ON -DCGC_BUILD_TESTS=ON
 configure = $(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(2) $(CMAKE_ARGS)
 compile   = $(CMAKE) --build $(1) -j $(JOBS) $(if $(2),--target $(2))
 
-.PHONY: all build test test-build test-asan demo bench soak chaos install clean \
-        deps-test deps-bench help
+.PHONY: all build test test-build test-asan check-clang demo bench soak chaos install \
+        clean deps-test deps-bench help
 
 all: build
 
@@ -62,6 +63,17 @@ test-asan:
 	$(call configure,build-asan,$(ASAN_OPTS))
 	$(call compile,build-asan)
 	cd build-asan && $(ASAN_ENV) $(CTEST) $(CTEST_ARGS) -LE soak
+
+# Compiles the library and the tests with clang, warnings as errors, and
+# runs nothing: clang refuses some things GCC accepts (C11 atomic operations
+# on an object not declared _Atomic once broke the clang build unseen).
+# CI runs it after `make test`.
+check-clang:
+	@$(MAKE) --no-print-directory -s deps-test
+	$(call ensure_packages,clang)
+	$(CMAKE) -S . -B build-clang -DCMAKE_C_COMPILER=clang -DCMAKE_C_FLAGS=-Werror \
+	    -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CHECKS_OPTS) $(CMAKE_ARGS)
+	$(call compile,build-clang)
 
 demo:
 	@$(MAKE) --no-print-directory -s deps-test
@@ -99,7 +111,7 @@ install:
 	$(CMAKE) --install build --prefix "$(PREFIX)"
 
 clean:
-	rm -rf build build-asan build-bench
+	rm -rf build build-asan build-bench build-clang
 
 # Installs the missing Debian packages (as root), or names them and fails.
 define ensure_packages
@@ -132,6 +144,7 @@ deps-bench:
 help:
 	@echo "make [all]            configure and build in build/"
 	@echo "make test             tests in build/ (CGC_DEBUG_CHECKS=ON), then build-asan/ (ASan+UBSan)"
+	@echo "make check-clang      compile the library and tests with clang -Werror (build-clang/)"
 	@echo "make demo             build and run the demo with CGC_DEBUG=gctrace=1"
 	@echo "make bench            benchmarks (build-bench/, bench/run.sh)"
 	@echo "make soak             long-running tests (ctest -L soak, CGC_SOAK=1) in build/"
