@@ -12,14 +12,18 @@
  *                 mark.  All stores write the same live object, so the extra
  *                 shading is harmless.
  *   loop          the empty loop, to subtract its overhead
+ *   mark          cgc only: N stop-the-world collections of a binary tree of
+ *                 131071 16-byte nodes (fastpath.sh counts cgc__drain)
  *
- * Only the function fp_loop is of interest: fastpath.sh counts with
- * --toggle-collect=fp_loop and runs N and 2N to cancel one-time costs.
+ * Only the function fp_loop is of interest (cgc__drain for mark):
+ * fastpath.sh counts with --toggle-collect and runs N and 2N to cancel
+ * one-time costs.
  */
 #include "alloc_api.h"
 #include "bench_util.h"
 
 #define SLOTS 1024
+#define MARK_DEPTH 16 /* 131071 nodes */
 
 __attribute__((noinline)) void fp_loop(int mode, long n, void **slots, void *obj);
 
@@ -56,15 +60,59 @@ __attribute__((noinline)) void fp_loop(int mode, long n, void **slots, void *obj
     }
 }
 
+#if defined(USE_CGC)
+/* Mode "mark": a binary tree of 16-byte nodes allocated depth-first (as
+ * binary-trees' long-lived tree: the metadata stays in cache, so marking
+ * is bound by instructions, not misses), then N stop-the-world
+ * collections.  fastpath.sh counts cgc__drain, the marking loop, with
+ * CGC_MAXPROCS=1 so that one thread marks everything. */
+typedef struct mark_node {
+    struct mark_node *left, *right;
+} mark_node;
+
+static mark_node *mark_tree(int depth)
+{
+    mark_node *n = (mark_node *)b_check(B_MALLOC(sizeof *n), sizeof *n);
+    if (depth > 0) {
+        B_STORE(&n->left, mark_tree(depth - 1));
+        B_STORE(&n->right, mark_tree(depth - 1));
+    }
+    return n;
+}
+
+static long mark_check(const mark_node *n)
+{
+    return n->left ? 1 + mark_check(n->left) + mark_check(n->right) : 1;
+}
+
+static mark_node *mark_root;
+
+static int mark_mode(long n)
+{
+    cgc_set_stoptheworld(1);
+    mark_root = mark_tree(MARK_DEPTH);
+    cgc_collect();
+    for (long i = 0; i < n; i++)
+        cgc_collect();
+    long nodes = mark_check(mark_root);
+    if (nodes != (2L << MARK_DEPTH) - 1) {
+        fprintf(stderr, "fastpath mark: tree has %ld nodes\n", nodes);
+        return 1;
+    }
+    printf("fastpath %s mark %ld done (%ld nodes)\n", B_VARIANT, n, nodes);
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
-    static const char *modes[] = {"alloc", "alloc64", "alloc_atomic", "store", "store_on", "loop"};
+    static const char *modes[] = {"alloc", "alloc64", "alloc_atomic", "store", "store_on", "loop", "mark"};
     if (argc < 3) {
-        fprintf(stderr, "usage: fastpath alloc|alloc64|alloc_atomic|store|store_on|loop N\n");
+        fprintf(stderr, "usage: fastpath alloc|alloc64|alloc_atomic|store|store_on|loop|mark N\n");
         return 2;
     }
     int mode = -1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (strcmp(argv[1], modes[i]) == 0)
             mode = i;
     long n = bench_arg(argc, argv, 2, 1000000);
@@ -74,6 +122,14 @@ int main(int argc, char **argv)
     }
 
     B_INIT();
+    if (mode == 6) {
+#if defined(USE_CGC)
+        return mark_mode(n);
+#else
+        fprintf(stderr, "mark is for cgc only\n");
+        return 2;
+#endif
+    }
     void **slots = (void **)b_check(B_MALLOC(SLOTS * sizeof(void *)), SLOTS * sizeof(void *));
     void *obj = b_check(B_MALLOC(32), 32);
     /* Warm up: the first allocations of each size set up caches. */

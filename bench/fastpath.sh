@@ -6,9 +6,12 @@
 # 2N operations under `valgrind --tool=callgrind --toggle-collect=fp_loop`
 # (only the loop function and what it calls are counted, in the thread that
 # runs it); (Ir(2N) - Ir(N)) / N cancels the set-up costs, leaving the cost
-# of one operation, refills of the thread's caches amortised in.
+# of one operation, refills of the thread's caches amortised in.  The last
+# table counts the marking loop (cgc__drain, in the collector's thread) per
+# node of a tree marked MARK_N and 2 * MARK_N times.
 #
-# Environment: FASTPATH_N (default 200000).  Writes BUILD_DIR/fastpath.md too.
+# Environment: FASTPATH_N (default 200000), FASTPATH_MARK_N (default 10).
+# Writes BUILD_DIR/fastpath.md too.
 set -u
 
 if [ $# -lt 1 ] || [ ! -d "$1/bench" ]; then
@@ -45,7 +48,8 @@ MIMALLOC=$(find_preload libmimalloc) || MIMALLOC=
 emit() { printf '%s\n' "$*" | tee -a "$OUT"; }
 FAILED=0
 
-# ir [VAR=value ...] -- PROGRAM MODE COUNT: instructions counted in fp_loop.
+# ir [VAR=value ...] -- PROGRAM MODE COUNT: instructions counted in fp_loop
+# (in TOGGLE, if set; VG_EXTRA: more valgrind options).
 ir() {
     local envs=()
     while [ "$1" != "--" ]; do
@@ -55,8 +59,9 @@ ir() {
     shift
     local out="$TMP/cg.out" log="$TMP/cg.log"
     rm -f "$out"
-    if ! env "${envs[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" \
-        --toggle-collect=fp_loop "$@" >"$log" 2>&1; then
+    # shellcheck disable=SC2086 # VG_EXTRA: extra valgrind options, split
+    if ! env "${envs[@]}" valgrind --tool=callgrind ${VG_EXTRA:-} --callgrind-out-file="$out" \
+        --toggle-collect="${TOGGLE:-fp_loop}" "$@" >"$log" 2>&1; then
         echo "fastpath.sh: failed: ${envs[*]} $*" >&2
         tail -n 5 "$log" >&2
         echo "-"
@@ -119,4 +124,23 @@ fi
 per_op "plain store (no barrier)" -- "$BIN/fastpath_malloc" store
 emit ""
 emit "alloc = 16-byte scanned (zeroed) object; alloc64 = 64 bytes; alloc_atomic = 16-byte pointer-free object (malloc for the malloc variant)."
+
+# The marking loop: instructions of cgc__drain per node of a 131071-node
+# tree of 16-byte nodes, one marker, from MARK_N and 2 * MARK_N collections.
+MARK_N=${FASTPATH_MARK_N:-10}
+MARK_NODES=131071
+emit ""
+emit "| variant | operation | instructions per marked node |"
+emit "|---|---|---:|"
+if [ -x "$BIN/fastpath_cgc" ]; then
+    # --fair-sched=yes: under valgrind's default scheduler the collector's
+    # threads can wait for the CPU for ever (docs/tuning.md)
+    a=$(TOGGLE=cgc__drain VG_EXTRA=--fair-sched=yes ir CGC_MAXPROCS=1 -- "$BIN/fastpath_cgc" mark "$MARK_N")
+    b=$(TOGGLE=cgc__drain VG_EXTRA=--fair-sched=yes ir CGC_MAXPROCS=1 -- "$BIN/fastpath_cgc" mark $((2 * MARK_N)))
+    v=$(awk -v a="$a" -v b="$b" -v n="$MARK_N" -v m="$MARK_NODES" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else printf "%.1f\n", (b - a) / n / m }')
+    [ "$v" = "-" ] && FAILED=1
+    emit "| cgc, stop-the-world mark, one marker (CGC_MAXPROCS=1) | mark | $v |"
+else
+    emit "| cgc | mark | not built |"
+fi
 exit $FAILED

@@ -85,6 +85,9 @@ void cgc__malloc_init(void);
 void cgc__arena_init(void);
 void cgc__mark_after_fork_child(void);
 
+/* Lock rule: gc_lock is taken outside cgc (cgc_collect, fork), where a
+ * stop can park its holder, so code inside cgc only ever try-locks it
+ * (cgc__gc_maybe_trigger). */
 static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gc_cv = PTHREAD_COND_INITIALIZER;   /* wakes the coordinator */
 static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER; /* a cycle finished */
@@ -353,7 +356,15 @@ void cgc__gc_maybe_trigger(void) {
     if (atomic_load_explicit(&cgc__gc_disabled, RELAXED)) return;
     if (cgc__opt.percent < 0 && cgc__opt.memlimit == INT64_MAX) return; /* Go: GOGC=off, no limit */
     if (atomic_load_explicit(&cgc__gc_phase, RELAXED) != PHASE_OFF) return;
-    pthread_mutex_lock(&gc_lock);
+    /* Never wait for gc_lock here: the caller is inside cgc, where it
+     * cannot answer a stop, and the lock's holder can be a thread that a
+     * stop has parked (cgc_collect takes the lock outside cgc, and a stop
+     * signal sent just before its blocking region began arrives after it
+     * holds the lock): the collector would wait for this thread, this
+     * thread for the lock, the holder for the collector.  A busy lock is
+     * harmless to skip: heap_live stays past the trigger, so the next
+     * refill asks again, unless the holder is asking for a cycle anyway. */
+    if (pthread_mutex_trylock(&gc_lock) != 0) return;
     if (!request_pending && cycles_started == cycles_finished) {
         ensure_coordinator_locked();
         request_pending = true;

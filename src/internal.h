@@ -622,12 +622,6 @@ typedef struct cgc_gcwork {
     uint64_t bytes_marked; /* objects greyed by this marker, in bytes */
     uint64_t scan_work;    /* bytes scanned */
     uint64_t deadline;     /* nanotime at which the drain stops; 0: none */
-    /* candidate pointers whose span metadata is being prefetched (mark.c):
-     * each is shaded a few pointers later; flushed before the marker's
-     * buffers are handed back */
-    uint32_t cand_head, cand_n;
-    uintptr_t cand_p[8];
-    struct cgc_span *cand_s[8];
     bool checkmark;        /* marking into check_bits */
     uintptr_t src;         /* checkmark: what is being scanned (object or root) */
     const char *src_kind;
@@ -653,7 +647,6 @@ static ALWAYS_INLINE bool cgc__gcwork_pop(cgc_gcwork *w, uintptr_t *obj) {
     return cgc__gcwork_pop_slow(w, obj);
 }
 void cgc__gcwork_balance(cgc_gcwork *w); /* share work when the pool is empty */
-void cgc__shade_pending(cgc_gcwork *w); /* shade the prefetched candidates (mark.c) */
 void cgc__gcwork_flush(cgc_gcwork *w); /* hand every local buffer to the pool */
 void cgc__gcwork_dispose(cgc_gcwork *w);
 bool cgc__work_available(void);      /* a full buffer is in the pool */

@@ -73,7 +73,7 @@ static ALWAYS_INLINE void shade_in_span(cgc_gcwork *w, cgc_span *s, uintptr_t p,
     /* acquire: pairs with nothing stronger than x86 order, but keeps the
      * alloc-bit test before the mark test (a slot handed out while
      * marking was marked first: cache.c pre-marks) */
-    if (!(atomic_load_explicit(&s->alloc_bits[idx >> 6], ACQUIRE) & bit)) return;
+    if (!((atomic_load_explicit(&s->alloc_bits[idx >> 6], ACQUIRE) >> (idx & 63)) & 1)) return;
     if (checkmark) {
         /* the verifier's own bitmap, set atomically */
         _Atomic uint64_t *cw = &s->check_bits[idx >> 6];
@@ -102,59 +102,81 @@ void cgc__shade(cgc_gcwork *w, uintptr_t p) {
     else shade_now(w, p, false);
 }
 
-/* The marking loops' greying, pipelined: a word that passes the range
- * test and maps to a span has that span's first two lines (the header
- * with the mark array's address and the alloc bitmap's first word, then
- * its next eight words) prefetched, and waits
- * in a ring of CAND_N; the oldest is then tested and
- * greyed.  Each pointer otherwise stalls on those misses one after the
- * other (the span struct, then its bitmaps), on top of the grey object's
- * own miss that the drain's ring already hides.  Spans do not change
- * state while a mark runs, so the deferred test sees what an immediate
- * one would.  gccheckmark does not use the ring: it shades at once and
- * names the word each object came from. */
+/* A marking loop's state, kept in the loop's frame so that the compiler
+ * can hold it in registers: the heap's range and the address map, read
+ * once when the loop starts (a range read then is enough: see heap_range
+ * above), and the ring of candidates.
+ *
+ * The ring pipelines the greying: a word that passes the range test and
+ * maps to a span has that span's first two lines (the header with the
+ * mark array's address and the alloc bitmap's first word, then its next
+ * eight words) prefetched and waits in the ring; the word that has waited
+ * CAND_N candidates is then tested and greyed.  Each pointer otherwise
+ * stalls on those misses one after the other (the span struct, then its
+ * bitmaps), on top of the grey object's own miss that the drain's ring
+ * already hides.  Spans do not change state while a mark runs, so the
+ * deferred test sees what an immediate one would.  A slot whose span is
+ * NULL is empty (only at the start); scanner_finish shades what is left.
+ * gccheckmark does not use the ring: it shades at once and names the word
+ * each object came from. */
 #define CAND_N 8
-static ALWAYS_INLINE void shade_candidate(cgc_gcwork *w, heap_range r, uintptr_t p) {
-    if (!in_heap(r, p)) return;
-    cgc_span *s = cgc__span_of_low(p);
-    if (!s) return;
-    __builtin_prefetch(s); /* with the mark array's address and alloc_bits[0] */
-    __builtin_prefetch(&s->alloc_bits[1]); /* words 1-8 */
-    uint32_t n = w->cand_n;
-    if (n == CAND_N) {
-        uint32_t h = w->cand_head;
-        uintptr_t op = w->cand_p[h];
-        cgc_span *os = w->cand_s[h];
-        w->cand_p[h] = p;
-        w->cand_s[h] = s;
-        w->cand_head = (h + 1) & (CAND_N - 1);
-        shade_in_span(w, os, op, false);
-        return;
-    }
-    uint32_t t = (w->cand_head + n) & (CAND_N - 1);
-    w->cand_p[t] = p;
-    w->cand_s[t] = s;
-    w->cand_n = n + 1;
+typedef struct scanner {
+    cgc_gcwork *w;
+    heap_range heap;
+    _Atomic(cgc_arena *) *map;
+    unsigned head;
+    uintptr_t cand_p[CAND_N];
+    cgc_span *cand_s[CAND_N];
+} scanner;
+
+static ALWAYS_INLINE void scanner_start(scanner *sc, cgc_gcwork *w) {
+    sc->w = w;
+    sc->heap = heap_range_now();
+    sc->map = cgc__arena_map; /* set once, before the first allocation */
+    sc->head = 0;
+    for (unsigned i = 0; i < CAND_N; i++) sc->cand_s[i] = NULL;
 }
 
-void cgc__shade_pending(cgc_gcwork *w) {
-    while (w->cand_n) {
-        uint32_t h = w->cand_head;
-        w->cand_head = (h + 1) & (CAND_N - 1);
-        w->cand_n--;
-        shade_in_span(w, w->cand_s[h], w->cand_p[h], false);
+/* Shades the candidates still in the ring, which may push grey objects;
+ * false if it was empty. */
+static ALWAYS_INLINE bool scanner_finish(scanner *sc) {
+    bool any = false;
+    for (unsigned i = 0; i < CAND_N; i++) {
+        cgc_span *s = sc->cand_s[i];
+        if (!s) continue;
+        sc->cand_s[i] = NULL;
+        shade_in_span(sc->w, s, sc->cand_p[i], false);
+        any = true;
     }
+    return any;
+}
+
+static ALWAYS_INLINE void shade_candidate(scanner *sc, uintptr_t p) {
+    if (!in_heap(sc->heap, p)) return;
+    /* cgc__span_of_low with the map's address in a register */
+    cgc_arena *a = atomic_load_explicit(&sc->map[p >> ARENA_SHIFT], ACQUIRE);
+    if (a == NULL) return;
+    cgc_span *s = atomic_load_explicit(&a->spans[(p & (ARENA_SIZE - 1)) >> CGC_PAGE_SHIFT], ACQUIRE);
+    if (s == NULL) return;
+    __builtin_prefetch(s);                 /* the mark array's address and alloc_bits[0] */
+    __builtin_prefetch(&s->alloc_bits[1]); /* words 1-8 */
+    unsigned h = sc->head;
+    cgc_span *os = sc->cand_s[h];
+    uintptr_t op = sc->cand_p[h];
+    sc->cand_s[h] = s;
+    sc->cand_p[h] = p;
+    sc->head = (h + 1) & (CAND_N - 1);
+    if (likely(os != NULL)) shade_in_span(sc->w, os, op, false);
 }
 
 /* Reads memory the collector does not own (stacks, segments, objects).
- * The marking loop proper, inlined into the drain (scan_grey) and
- * scan_object; every caller is exempt from the sanitizers. */
-static ALWAYS_INLINE void scan_words(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) {
-    heap_range r = heap_range_now();
+ * The marking loop proper, inlined into the drain and scan_object; every
+ * caller is exempt from the sanitizers. */
+static ALWAYS_INLINE void scan_words(scanner *sc, uintptr_t lo, uintptr_t hi) {
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t))
-        shade_candidate(w, r, __atomic_load_n((uintptr_t *)a, __ATOMIC_RELAXED));
-    w->scan_work += hi > lo ? hi - lo : 0;
+        shade_candidate(sc, __atomic_load_n((uintptr_t *)a, __ATOMIC_RELAXED));
+    sc->w->scan_work += hi > lo ? hi - lo : 0;
 }
 
 /* gccheckmark's scan: each word shaded at once, its address kept for the
@@ -168,37 +190,42 @@ CGC_NO_SANITIZE static NOINLINE void scan_range_checkmark(cgc_gcwork *w, uintptr
     w->scan_work += hi > lo ? hi - lo : 0;
 }
 
+/* A root range (a stack, registers, a shard of the globals): scanned with a
+ * scanner of its own, finished before returning. */
 CGC_NO_SANITIZE void cgc__scan_range(cgc_gcwork *w, uintptr_t lo, uintptr_t hi) {
-    if (unlikely(w->checkmark)) scan_range_checkmark(w, lo, hi);
-    else scan_words(w, lo, hi);
-}
-
-/* A typed object's pointer word: queued, or shaded at once by the verifier. */
-static ALWAYS_INLINE void shade_typed_word(cgc_gcwork *w, heap_range r, uintptr_t p) {
-    if (unlikely(w->checkmark)) shade_now(w, p, true);
-    else shade_candidate(w, r, p);
+    if (unlikely(w->checkmark)) {
+        scan_range_checkmark(w, lo, hi);
+        return;
+    }
+    scanner sc;
+    scanner_start(&sc, w);
+    scan_words(&sc, lo, hi);
+    scanner_finish(&sc);
 }
 
 /* Pointer words of a typed object whose user data starts at user, of size
- * bytes, restricted to byte offsets [from, to). */
-CGC_NO_SANITIZE static void scan_typed(cgc_gcwork *w, uintptr_t user, size_t size, const cgc_type *type,
-                                       size_t from, size_t to) {
+ * bytes, restricted to byte offsets [from, to).  sc is NULL for the
+ * verifier, which shades each word at once. */
+CGC_NO_SANITIZE static void scan_typed(cgc_gcwork *w, scanner *sc, uintptr_t user, size_t size,
+                                       const cgc_type *type, size_t from, size_t to) {
     if (to > size) to = size;
-    heap_range r = heap_range_now();
     size_t tsize = type->size;
     for (size_t e = from / tsize * tsize; e < to; e += tsize) {
         for (size_t i = 0; i < type->nptrs; i++) {
             size_t off = e + type->offsets[i];
             if (off < from) continue;
             if (off >= to || off + sizeof(uintptr_t) > size) break;
-            shade_typed_word(w, r, __atomic_load_n((uintptr_t *)(user + off), __ATOMIC_RELAXED));
+            uintptr_t p = __atomic_load_n((uintptr_t *)(user + off), __ATOMIC_RELAXED);
+            if (sc) shade_candidate(sc, p);
+            else shade_now(w, p, true);
         }
     }
     w->scan_work += to > from ? to - from : 0;
 }
 
-/* Scans one grey entry: an object start, or a piece of a large object. */
-CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
+/* Scans one grey entry: an object start, or a piece of a large object.
+ * sc is the drain's scanner, NULL for the verifier (w->checkmark). */
+CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, scanner *sc, uintptr_t obj) {
     cgc_span *s = cgc__span_of(obj);
     if (unlikely(w->checkmark)) {
         /* the verifier's rule (checkmark.c): a marked object must not point
@@ -217,11 +244,11 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
             if (!type) return; /* header not written yet: no pointer stored either */
             size_t size = __atomic_load_n((uintptr_t *)obj + 1, __ATOMIC_RELAXED);
             if (size > s->elemsize - TYPED_HEADER) size = s->elemsize - TYPED_HEADER;
-            scan_typed(w, obj + TYPED_HEADER, size, type, 0, size);
-        } else if (unlikely(w->checkmark)) {
-            scan_range_checkmark(w, obj, obj + s->elemsize);
+            scan_typed(w, sc, obj + TYPED_HEADER, size, type, 0, size);
+        } else if (sc) {
+            scan_words(sc, obj, obj + s->elemsize);
         } else {
-            scan_words(w, obj, obj + s->elemsize);
+            scan_range_checkmark(w, obj, obj + s->elemsize);
         }
         return;
     }
@@ -239,9 +266,11 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
     for (uintptr_t a = obj; a < piece_end;) {
         uintptr_t e = a + SCAN_STEP < piece_end ? a + SCAN_STEP : piece_end;
         if (s->kind == KIND_TYPED) {
-            if (s->type) scan_typed(w, s->base, s->user_size, s->type, a - s->base, e - s->base);
+            if (s->type) scan_typed(w, sc, s->base, s->user_size, s->type, a - s->base, e - s->base);
+        } else if (sc) {
+            scan_words(sc, a, e);
         } else {
-            cgc__scan_range(w, a, e);
+            scan_range_checkmark(w, a, e);
         }
         a = e;
         if (a < piece_end && w->deadline && cgc__nanotime() >= w->deadline) {
@@ -254,15 +283,27 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, uintptr_t obj) {
 /* The drain's step: the common case (a small conservative object, no
  * verifier) inline, everything else through scan_object.  Inlined only
  * into cgc__drain, which is exempt from the sanitizers as a scanner. */
-static ALWAYS_INLINE void scan_grey(cgc_gcwork *w, uintptr_t obj) {
+static ALWAYS_INLINE void scan_grey(scanner *sc, uintptr_t obj) {
     uintptr_t tag = obj & GREY_TAG_MASK;
     if (likely(tag)) {
-        scan_words(w, obj - tag, obj - tag + tag * 16);
+        /* tag 16-byte units: pairs of words, no alignment to fix */
+        const uintptr_t *o = (const uintptr_t *)(obj - tag);
+        if (tag == 1) { /* the commonest: two words, no loop */
+            shade_candidate(sc, __atomic_load_n(&o[0], __ATOMIC_RELAXED));
+            shade_candidate(sc, __atomic_load_n(&o[1], __ATOMIC_RELAXED));
+            sc->w->scan_work += 16;
+            return;
+        }
+        for (uintptr_t i = 0; i < tag; i++) {
+            shade_candidate(sc, __atomic_load_n(&o[2 * i], __ATOMIC_RELAXED));
+            shade_candidate(sc, __atomic_load_n(&o[2 * i + 1], __ATOMIC_RELAXED));
+        }
+        sc->w->scan_work += tag * 16;
         return;
     }
     cgc_span *s = cgc__span_of_low(obj);
-    if (likely(s->sizeclass && s->kind == KIND_SCAN && !w->checkmark)) scan_words(w, obj, obj + s->elemsize);
-    else scan_object(w, obj);
+    if (likely(s->sizeclass && s->kind == KIND_SCAN)) scan_words(sc, obj, obj + s->elemsize);
+    else scan_object(sc->w, sc, obj);
 }
 
 /* ------------------------------------------------------- root jobs -- */
@@ -323,49 +364,52 @@ static bool jobs_left(void) { return atomic_load_explicit(&next_job, RELAXED) < 
 
 /* Exempt from the sanitizers as a scanner: the loop that reads grey
  * objects' words (scan_grey) is inlined here, which saves a call per
- * object (about 15 instructions of the 100 or so an object costs). */
+ * object, and its scanner lives in this frame.  Never the verifier's
+ * (cgc__checkmark_drain). */
 CGC_NO_SANITIZE void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadline) {
+    CGC_ASSERT(!w->checkmark);
     /* A small FIFO of prefetched grey objects hides the cache miss of each
-     * object behind the scanning of the ones before it. */
-    uintptr_t ring[PREFETCH_RING];
-    unsigned head = 0, count = 0, n = 0;
+     * object behind the scanning of the ones before it: each object popped
+     * takes the place of the one scanned next, which waited PREFETCH_RING
+     * pops (0: an empty place). */
+    uintptr_t ring[PREFETCH_RING] = {0};
+    unsigned head = 0, held = 0, until_check = 32;
     uint64_t start_work = w->scan_work;
+    scanner sc;
+    scanner_start(&sc, w);
     w->deadline = deadline;
     for (;;) {
-        uintptr_t obj;
-        while (count < PREFETCH_RING && cgc__gcwork_pop(w, &obj)) {
-            __builtin_prefetch((void *)obj);
-            ring[(head + count) % PREFETCH_RING] = obj;
-            count++;
+        uintptr_t obj = ring[head], next;
+        if (likely(cgc__gcwork_pop(w, &next))) {
+            __builtin_prefetch((void *)next);
+            ring[head] = next;
+            held += !obj;
+        } else {
+            ring[head] = 0;
+            held -= !!obj;
         }
-        if (count == 0) {
-            if (w->cand_n) { /* the pending candidates may grey more */
-                cgc__shade_pending(w);
-                continue;
-            }
+        head = (head + 1) % PREFETCH_RING;
+        if (!obj) {
+            if (held) continue; /* the ring is filling or emptying */
+            if (scanner_finish(&sc)) continue; /* the candidates may grey more */
             if (!cgc__mark_root_job(w)) break;
             /* a root shard is 256 KiB: look at the clock after each one */
             if (budget && w->scan_work - start_work >= budget) break;
             if (deadline && cgc__nanotime() >= deadline) break;
             continue;
         }
-        obj = ring[head];
-        head = (head + 1) % PREFETCH_RING;
-        count--;
-        scan_grey(w, obj);
-        if ((++n & 31) == 0) {
+        scan_grey(&sc, obj);
+        if (unlikely(--until_check == 0)) {
+            until_check = 32;
             cgc__gcwork_balance(w);
             if (budget && w->scan_work - start_work >= budget) break;
             if (deadline && cgc__nanotime() >= deadline) break;
         }
     }
     w->deadline = 0;
-    cgc__shade_pending(w);
-    while (count) { /* stopped early: the prefetched entries stay grey */
-        cgc__gcwork_push(w, ring[head]);
-        head = (head + 1) % PREFETCH_RING;
-        count--;
-    }
+    scanner_finish(&sc);
+    for (unsigned i = 0; i < PREFETCH_RING; i++) /* stopped early: these stay grey */
+        if (ring[i]) cgc__gcwork_push(w, ring[i]);
 }
 
 /* gccheckmark: scan everything reachable from what w holds (world stopped,
@@ -374,7 +418,7 @@ void cgc__checkmark_drain(cgc_gcwork *w) {
     uintptr_t obj;
     const char *kind = w->src_kind;
     uintptr_t src = w->src;
-    while (cgc__gcwork_pop(w, &obj)) scan_object(w, obj);
+    while (cgc__gcwork_pop(w, &obj)) scan_object(w, NULL, obj);
     w->src_kind = kind;
     w->src = src;
 }

@@ -129,7 +129,6 @@ void cgc__gcwork_balance(cgc_gcwork *w) {
 }
 
 void cgc__gcwork_flush(cgc_gcwork *w) {
-    if (w->cand_n) cgc__shade_pending(w); /* may push: before the buffers go */
     if (w->cur) {
         if (w->cur->n) buf_put_full(w->cur);
         else buf_put_empty(w->cur);
