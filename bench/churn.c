@@ -9,8 +9,10 @@
  *
  * usage: churn [threads=1] [iterations per thread=5000000] [slots=4096] [atomic=0]
  *   atomic=1 allocates the objects with B_MALLOC_ATOMIC (never scanned, not
- *   zeroed), atomic=0 with B_MALLOC (scanned, zeroed by the collectors).
- *   The malloc variant always calls malloc (not calloc) and reports kind=malloc.
+ *   zeroed; malloc for the malloc variant), atomic=0 with B_MALLOC (scanned
+ *   and zeroed by the collectors; calloc for the malloc variant, the same
+ *   promise of zeroed memory).  Reported as kind=atomic / scan for the
+ *   collectors, malloc / calloc for the malloc variant.
  */
 #include "alloc_api.h"
 #include "bench_util.h"
@@ -38,9 +40,6 @@ static inline size_t pick_size(bench_rng *r)
 static inline uint64_t *new_object(bench_rng *r, int atomic, uint64_t tag)
 {
     size_t n = pick_size(r);
-#if !B_IS_GC
-    atomic = 1; /* plain malloc, as a C program would call it */
-#endif
     uint64_t *p = (uint64_t *)(atomic ? B_MALLOC_ATOMIC(n) : B_MALLOC(n));
     b_check(p, n);
     p[0] = tag;
@@ -125,7 +124,7 @@ int main(int argc, char **argv)
     bench_result("churn", secs, &gc,
                  "kind=%s threads=%d iters=%ld slots=%ld mops_s=%.2f thread_ns_per_op=%.1f checksum=%" PRIu64
                  " errors=%" PRIu64,
-                 !B_IS_GC ? "malloc" : atomic ? "atomic" : "scan", threads, iters, slots, ops / secs / 1e6, secs * 1e9 / ops * threads,
+                 !B_IS_GC ? (atomic ? "malloc" : "calloc") : atomic ? "atomic" : "scan", threads, iters, slots, ops / secs / 1e6, secs * 1e9 / ops * threads,
                  sum, errors);
     if (errors != 0) {
         fprintf(stderr, "churn: %" PRIu64 " objects had a wrong tag (heap corruption)\n", errors);

@@ -22,8 +22,8 @@ t() { "$@" | grep -o 'time_s=[0-9.]*' | cut -d= -f2; }
 rows=""
 for _ in $(seq "$ROUNDS"); do
     a=$(t "$BUILD/bench/churn_cgc" "$THREADS" "$ITERS" "$SLOTS" 1)
-    b=$(LD_PRELOAD=$MI t "$BUILD/bench/churn_malloc" "$THREADS" "$ITERS" "$SLOTS")
-    c=$(LD_PRELOAD=$JE t "$BUILD/bench/churn_malloc" "$THREADS" "$ITERS" "$SLOTS")
+    b=$(LD_PRELOAD=$MI t "$BUILD/bench/churn_malloc" "$THREADS" "$ITERS" "$SLOTS" 1)
+    c=$(LD_PRELOAD=$JE t "$BUILD/bench/churn_malloc" "$THREADS" "$ITERS" "$SLOTS" 1)
     rows+="$a $b $c"$'\n'
 done
 printf '%s' "$rows" | awk -v n="$ROUNDS" -v th="$THREADS" '

@@ -223,24 +223,28 @@ if want churn; then
     for t in 1 2; do
         add_case "churn-cgc-$t" -- "$BIN/churn_cgc" $t $CHURN_ITERS $CHURN_SLOTS 0
         add_case "churn-cgcatomic-$t" -- "$BIN/churn_cgc" $t $CHURN_ITERS $CHURN_SLOTS 1
-        add_case "churn-glibc-$t" -- "$BIN/churn_malloc" $t $CHURN_ITERS $CHURN_SLOTS
-        [ -n "$MIMALLOC" ] && add_case "churn-mimalloc-$t" LD_PRELOAD="$MIMALLOC" -- "$BIN/churn_malloc" $t $CHURN_ITERS $CHURN_SLOTS
-        [ -n "$JEMALLOC" ] && add_case "churn-jemalloc-$t" LD_PRELOAD="$JEMALLOC" -- "$BIN/churn_malloc" $t $CHURN_ITERS $CHURN_SLOTS
+        add_case "churn-glibc-$t" -- "$BIN/churn_malloc" $t $CHURN_ITERS $CHURN_SLOTS 1
+        [ -n "$MIMALLOC" ] && add_case "churn-mimalloc-$t" LD_PRELOAD="$MIMALLOC" -- "$BIN/churn_malloc" $t $CHURN_ITERS $CHURN_SLOTS 1
+        # calloc: zeroed memory, what cgc_malloc promises
+        [ -n "$MIMALLOC" ] && add_case "churn-mimalloccalloc-$t" LD_PRELOAD="$MIMALLOC" -- "$BIN/churn_malloc" $t $CHURN_ITERS $CHURN_SLOTS 0
+        [ -n "$JEMALLOC" ] && add_case "churn-jemalloc-$t" LD_PRELOAD="$JEMALLOC" -- "$BIN/churn_malloc" $t $CHURN_ITERS $CHURN_SLOTS 1
     done
     run_group
     emit "## Allocation churn (explicit free)"
     emit ""
     emit "Each thread: ring of $CHURN_SLOTS live objects, $CHURN_ITERS x (free a random one, allocate 16 B - 8 KiB)."
     emit ""
-    emit "| allocator | threads | time s | Mops/s | vs mimalloc | peak RSS MiB | GC cycles |"
-    emit "|---|---:|---:|---:|---:|---:|---:|"
+    emit "| allocator | threads | time s | Mops/s | vs mimalloc | vs mimalloc calloc | peak RSS MiB | GC cycles |"
+    emit "|---|---:|---:|---:|---:|---:|---:|---:|"
     for t in 1 2; do
         for v in "cgc:cgc_malloc + cgc_free" "cgcatomic:cgc_malloc_atomic_uninit + cgc_free" "glibc:glibc malloc/free" \
-            "mimalloc:mimalloc malloc/free" "jemalloc:jemalloc malloc/free"; do
+            "mimalloc:mimalloc malloc/free" "mimalloccalloc:mimalloc calloc/free" "jemalloc:jemalloc malloc/free"; do
             k="churn-${v%%:*}-$t"
-            emit "| ${v#*:} | $t | $(tcell "$k") | $(f "$k" mops_s) | $(ratio "$k" "churn-mimalloc-$t" time_s) | $(mib "$(f "$k" peak_rss_kb)") | $(f "$k" gc_cycles) |"
+            emit "| ${v#*:} | $t | $(tcell "$k") | $(f "$k" mops_s) | $(ratio "$k" "churn-mimalloc-$t" time_s) | $(ratio "$k" "churn-mimalloccalloc-$t" time_s) | $(mib "$(f "$k" peak_rss_kb)") | $(f "$k" gc_cycles) |"
         done
     done
+    emit ""
+    emit "cgc_malloc returns zeroed memory, as calloc does: compare its row with mimalloc's calloc; cgc_malloc_atomic_uninit returns memory as malloc does."
     emit ""
 fi
 
