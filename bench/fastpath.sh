@@ -70,6 +70,11 @@ ir() {
     awk '/^summary:/ { s = $2 } /^totals:/ { t = $2 } END { print (s != "" ? s : t) }' "$out"
 }
 
+# per_unit A B UNITS: (B - A) / UNITS to one decimal, "-" if a count failed.
+per_unit() {
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else printf "%.1f\n", (b - a) / n }'
+}
+
 # per_op LABEL [VAR=value ...] -- PROGRAM MODE
 per_op() {
     local label=$1
@@ -89,7 +94,7 @@ per_op() {
     a=$(ir "${envs[@]}" -- "$prog" "$mode" "$N")
     b=$(ir "${envs[@]}" -- "$prog" "$mode" $((2 * N)))
     local v
-    v=$(awk -v a="$a" -v b="$b" -v n="$N" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else printf "%.1f\n", (b - a) / n }')
+    v=$(per_unit "$a" "$b" "$N")
     [ "$v" = "-" ] && FAILED=1
     local net
     net=$(awk -v v="$v" -v l="${LOOP:--}" 'BEGIN { if (v == "-" || l == "-") print "-"; else printf "%.1f\n", v - l }')
@@ -104,7 +109,7 @@ LOOP=-
 if [ -x "$BIN/fastpath_malloc" ]; then
     a=$(ir -- "$BIN/fastpath_malloc" loop "$N")
     b=$(ir -- "$BIN/fastpath_malloc" loop $((2 * N)))
-    LOOP=$(awk -v a="$a" -v b="$b" -v n="$N" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.1f\n", (b - a) / n }')
+    LOOP=$(per_unit "$a" "$b" "$N")
     emit "| (empty loop) | loop | $LOOP | 0 |"
 fi
 per_op "cgc, collection off (CGC_PERCENT=off)" CGC_PERCENT=off -- "$BIN/fastpath_cgc" alloc
@@ -137,7 +142,7 @@ if [ -x "$BIN/fastpath_cgc" ]; then
     # threads can wait for the CPU for ever (docs/tuning.md)
     a=$(TOGGLE=cgc__drain VG_EXTRA=--fair-sched=yes ir CGC_MAXPROCS=1 -- "$BIN/fastpath_cgc" mark "$MARK_N")
     b=$(TOGGLE=cgc__drain VG_EXTRA=--fair-sched=yes ir CGC_MAXPROCS=1 -- "$BIN/fastpath_cgc" mark $((2 * MARK_N)))
-    v=$(awk -v a="$a" -v b="$b" -v n="$MARK_N" -v m="$MARK_NODES" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print "-"; else printf "%.1f\n", (b - a) / n / m }')
+    v=$(per_unit "$a" "$b" $((MARK_N * MARK_NODES)))
     [ "$v" = "-" ] && FAILED=1
     emit "| cgc, stop-the-world mark, one marker (CGC_MAXPROCS=1) | mark | $v |"
 else
