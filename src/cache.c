@@ -37,7 +37,11 @@
 cgc_span cgc__empty_span;
 
 void cgc__cache_init(cgc_mcache *c) {
+    cgc_span **owned_all = c->owned_all; /* a reused thread struct's */
+    uint32_t owned_cap = c->owned_cap;
     memset(c, 0, sizeof *c);
+    c->owned_all = owned_all;
+    c->owned_cap = owned_cap;
     for (size_t i = 0; i < NUM_CENTRALS; i++) {
         c->cls[i].span = &cgc__empty_span;
         c->cls[i].elemsize = cgc__spanclass_elemsize((unsigned)i);
@@ -147,6 +151,39 @@ void cgc__cache_live_grew(cgc_mcache *c) {
     cgc__gc_maybe_trigger();
 }
 
+/* The owned-span array (cgc_mcache.owned_all) doubled; false if the OS
+ * refuses the memory. */
+static NOINLINE bool owned_grow(cgc_mcache *c) {
+    uint32_t cap = c->owned_cap ? c->owned_cap * 2 : 512;
+    cgc_span **v = cgc__os_reserve((size_t)cap * sizeof *v, 4096);
+    if (!v) return false;
+    if (c->owned_all) {
+        memcpy(v, c->owned_all, (size_t)c->nowned * sizeof *v);
+        cgc__os_unmap(c->owned_all, (size_t)c->owned_cap * sizeof *v);
+    }
+    c->owned_all = v;
+    c->owned_cap = cap;
+    return true;
+}
+
+/* s, just taken from mcentral, joins the cache's owned spans. */
+static bool owned_add(cgc_mcache *c, unsigned spanclass, cgc_span *s) {
+    if (c->nowned == c->owned_cap && !owned_grow(c)) return false;
+    cgc__list_push(&c->owned[spanclass], s);
+    s->owned_slot = c->nowned;
+    c->owned_all[c->nowned++] = s;
+    return true;
+}
+
+/* s leaves the cache's owned spans (the last one takes its place). */
+static void owned_remove(cgc_mcache *c, unsigned spanclass, cgc_span *s) {
+    CGC_ASSERT(s->owned_slot < c->nowned && c->owned_all[s->owned_slot] == s);
+    cgc__list_remove(&c->owned[spanclass], s);
+    cgc_span *last = c->owned_all[--c->nowned];
+    c->owned_all[s->owned_slot] = last;
+    last->owned_slot = s->owned_slot;
+}
+
 /* The current span of spc ran dry: no free slot at or after freeindex
  * (freeindex == nelems); its free slots below are on the local list.  It
  * stays owned, or goes back to mcentral when the cache owns too many and
@@ -157,8 +194,7 @@ static void retire_current(cgc_mcache *c, unsigned spanclass, cgc_span *s) {
     c->cls[spanclass].span = &cgc__empty_span;
     s->alloc_cache = 0;
     if (c->nowned > CACHE_OWNED_MAX && cgc__span_count_alloc(s) == s->nelems) {
-        cgc__list_remove(&c->owned[spanclass], s);
-        c->nowned--;
+        owned_remove(c, spanclass, s);
         cgc__central_uncache_span(s);
     }
 }
@@ -195,8 +231,11 @@ bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
         cgc__cache_merge_live(c);
         return false;
     }
-    cgc__list_push(&c->owned[spanclass], s);
-    c->nowned++;
+    if (!owned_add(c, spanclass, s)) {
+        cgc__central_uncache_span(s);
+        cgc__cache_merge_live(c);
+        return false;
+    }
     /* no mark can start or end while this thread is inside cgc */
     if (atomic_load_explicit(&cgc__gc_marking, RELAXED)) preblacken(s);
     /* the span's free slots are this thread's now: they count */
@@ -243,12 +282,12 @@ void cgc__cache_flush(cgc_mcache *c, bool cycle_end) {
             c->live_delta -= (int64_t)unused;
             k->span = &cgc__empty_span;
         }
-        if (c->owned[i].head) {
-            c->nowned -= (uint32_t)c->owned[i].n;
-            cgc__central_uncache_owned((unsigned)i, &c->owned[i], !cycle_end);
-        }
     }
-    CGC_ASSERT(c->nowned == 0);
+    /* every owned span (the current ones among them) back to mcentral,
+     * from the array; then the per-class lists are dropped whole */
+    cgc__central_uncache_owned(c->owned_all, c->nowned, !cycle_end);
+    c->nowned = 0;
+    for (size_t i = 0; i < NUM_CENTRALS; i++) c->owned[i] = (cgc_span_list){NULL, 0};
     for (size_t w = 0; w < sizeof c->remote_hint / sizeof c->remote_hint[0]; w++)
         atomic_store_explicit(&c->remote_hint[w], 0, RELAXED);
     cgc__cache_merge_live(c);

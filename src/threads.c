@@ -171,10 +171,22 @@ static bool request(cgc_thread *t) {
     return true;
 }
 
+/* How long the collector spins for a thread to park before it sleeps.
+ * The signal reaches a running thread within microseconds, but a
+ * collector asleep in the futex waits for the kernel to wake it, and on a
+ * virtual machine waking an idle CPU took 30-60 us of every stop (most of
+ * a mark termination's pause).  A thread that takes longer (preempted, in
+ * a long handler of the program's own) is waited for asleep. */
+#define PARK_SPIN_NS 100000
+
 static void wait_parked(cgc_thread *t) {
     uint64_t start = cgc__nanotime();
     bool warned = false;
     int v;
+    for (unsigned i = 1; atomic_load_explicit(HS(t), ACQUIRE) != HS_PARKED; i++) {
+        __builtin_ia32_pause();
+        if (i % 64 == 0 && cgc__nanotime() - start > PARK_SPIN_NS) break;
+    }
     while ((v = atomic_load_explicit(HS(t), ACQUIRE)) != HS_PARKED) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         syscall(SYS_futex, (int *)HS(t), FUTEX_WAIT_PRIVATE, v, &ts, NULL, 0);
