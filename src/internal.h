@@ -737,6 +737,10 @@ typedef struct cgc_thread {
     atomic_u32 stack_scanned_cycle; /* == current cycle: stack is black */
     uint64_t stack_bytes;           /* scanned last time (pacer) */
     uintptr_t scan_sp;              /* where this cycle's stack scan began (checkmark) */
+    /* scan work this thread's assists did beyond their debt, valid in
+     * cycle assist_cycle only (pacer.c) */
+    int64_t assist_credit;
+    uint32_t assist_cycle;
     bool is_main;
 
     cgc_mcache cache;
