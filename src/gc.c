@@ -74,7 +74,6 @@ extern _Atomic uint64_t cgc__user_roots_gen;
 cgc_range *cgc__cycle_segments; /* this cycle's data segments (checkmark) */
 size_t cgc__cycle_nsegments;
 
-int cgc__internal_thread(pthread_t *th, void *(*fn)(void *), void *arg);
 void cgc__scan_pending_starts(cgc_gcwork *w);
 void cgc__mark_set_jobs(cgc_range *segs, size_t nsegs, cgc_range *user, size_t nuser);
 void cgc__checkmark_drain(cgc_gcwork *w);
@@ -318,6 +317,9 @@ static void run_cycle(bool forced) {
 
 static void *coordinator_main(void *arg) {
     (void)arg;
+    /* the workers now, not when the first cycle starts: making a thread
+     * takes some 100 us here, and the first mark should not wait for it */
+    cgc__mark_workers_start();
     pthread_mutex_lock(&gc_lock);
     for (;;) {
         while (!request_pending) {
@@ -345,7 +347,7 @@ static void *coordinator_main(void *arg) {
 static void ensure_coordinator_locked(void) {
     if (coordinator_running) return;
     static pthread_t th;
-    if (cgc__internal_thread(&th, coordinator_main, NULL)) cgc__fatal("cannot start the collector thread");
+    if (cgc__internal_thread(&th, "cgc-gc", coordinator_main, NULL)) cgc__fatal("cannot start the collector thread");
     cgc__sweeper_init();
     coordinator_running = true;
 }
@@ -455,6 +457,12 @@ static void do_init(void) {
     last_cycle_end_ns = cgc__nanotime();
     cgc__threads_init(); /* registers the calling thread */
     atomic_store(&cgc__init_done, 1);
+    /* The collector's threads start with cgc, as bdwgc's markers do, not at
+     * the first trigger: there the allocating thread made them inside one
+     * allocation, which then took 0.5-1 ms (clone, stacks, page faults). */
+    pthread_mutex_lock(&gc_lock);
+    ensure_coordinator_locked();
+    pthread_mutex_unlock(&gc_lock);
 }
 
 void cgc__ensure_init(void) {

@@ -92,12 +92,16 @@ void cgc__os_release(void *p, size_t size); /* contents become zero, RSS drops *
 uint64_t cgc__nanotime(void);               /* monotonic */
 uint64_t cgc__walltime(void);               /* unix ns */
 uint64_t cgc__thread_cputime(void);
+/* Starts one of the collector's own threads (threads.c): detached, named
+ * (at most 15 characters), never registered, the suspend signal blocked. */
+int cgc__internal_thread(pthread_t *th, const char *name, void *(*fn)(void *), void *arg);
 uint64_t cgc__process_cputime(void);
 int cgc__ncpu(void);
 NORETURN void cgc__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cgc__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cgc__printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* An internal lock: a pthread mutex, reset in the child after fork. */
+/* An internal lock: an adaptive pthread mutex (os.c), reset in the child
+ * after fork. */
 typedef pthread_mutex_t cgc_lock;
 void cgc__lock_init(cgc_lock *l);
 #define cgc__lock(l) pthread_mutex_lock(l)

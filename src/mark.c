@@ -21,12 +21,12 @@
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 _Atomic int cgc__gc_marking;
 extern _Atomic uintptr_t cgc__heap_min, cgc__heap_max;
-int cgc__internal_thread(pthread_t *th, void *(*fn)(void *), void *arg);
 void cgc__checkmark_missed(cgc_gcwork *w, cgc_span *s, uint32_t idx, uintptr_t p);
 
 #define OBLET_BYTES (128 * 1024) /* large objects are scanned in pieces */
@@ -247,8 +247,9 @@ CGC_NO_SANITIZE static void scan_typed(cgc_gcwork *w, scanner *sc, uintptr_t use
 }
 
 /* Scans one grey entry: an object start, or a piece of a large object.
- * sc is the drain's scanner, NULL for the verifier (w->checkmark). */
-CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, scanner *sc, uintptr_t obj) {
+ * sc is the drain's scanner, NULL for the verifier (w->checkmark).  True
+ * if it stopped inside a piece at w->deadline (the rest is queued). */
+CGC_NO_SANITIZE static bool scan_object(cgc_gcwork *w, scanner *sc, uintptr_t obj) {
     cgc_span *s = cgc__span_of(obj);
     if (unlikely(w->checkmark)) {
         /* the verifier's rule (checkmark.c): a marked object must not point
@@ -259,12 +260,12 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, scanner *sc, uintptr_t ob
         w->lenient = !cgc__marked(s, cgc__obj_index(s, obj));
         /* freed with cgc_free and waiting on a remote list: its words are
          * the list's link and cookie, nothing the program stored */
-        if (s->sizeclass && cgc__pending_remote_free(s, obj)) return;
+        if (s->sizeclass && cgc__pending_remote_free(s, obj)) return false;
     }
     if (s->sizeclass) {
         if (s->kind == KIND_TYPED) {
             const cgc_type *type = (const cgc_type *)__atomic_load_n((uintptr_t *)obj, __ATOMIC_ACQUIRE);
-            if (!type) return; /* header not written yet: no pointer stored either */
+            if (!type) return false; /* header not written yet: no pointer stored either */
             size_t size = __atomic_load_n((uintptr_t *)obj + 1, __ATOMIC_RELAXED);
             if (size > s->elemsize - TYPED_HEADER) size = s->elemsize - TYPED_HEADER;
             scan_typed(w, sc, obj + TYPED_HEADER, size, type, 0, size);
@@ -273,7 +274,7 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, scanner *sc, uintptr_t ob
         } else {
             scan_range_checkmark(w, obj, obj + s->elemsize);
         }
-        return;
+        return false;
     }
     /* large: pieces start at base + k * OBLET_BYTES; the first visit
      * queues the others.  An entry inside a piece (a remainder, below)
@@ -298,15 +299,25 @@ CGC_NO_SANITIZE static void scan_object(cgc_gcwork *w, scanner *sc, uintptr_t ob
         a = e;
         if (a < piece_end && w->deadline && cgc__nanotime() >= w->deadline) {
             cgc__gcwork_push(w, a); /* the rest stays grey */
-            return;
+            return true;
         }
     }
+    return false;
 }
 
+/* Work units between the drain's looks at its budget and clock: an object
+ * of up to 1 KiB is one unit, a bigger one one more per KiB.  Counting
+ * objects alone let an assist run far past its deadline: 32 objects of
+ * 32 KiB, or 32 pieces of a large pointer array each stopped after its
+ * first step, took 300 us and more when every word missed the cache. */
+#define DRAIN_CHECK_UNITS 32
+
 /* The drain's step: the common case (a small conservative object, no
- * verifier) inline, everything else through scan_object.  Inlined only
- * into cgc__drain, which is exempt from the sanitizers as a scanner. */
-static ALWAYS_INLINE void scan_grey(scanner *sc, uintptr_t obj) {
+ * verifier) inline, everything else through scan_object.  Returns the
+ * work units it used (DRAIN_CHECK_UNITS, so that the drain looks at once,
+ * when a piece stopped at the deadline).  Inlined only into cgc__drain,
+ * which is exempt from the sanitizers as a scanner. */
+static ALWAYS_INLINE int scan_grey(scanner *sc, uintptr_t obj) {
     uintptr_t tag = obj & GREY_TAG_MASK;
     if (likely(tag)) {
         /* tag 16-byte units: pairs of words, no alignment to fix */
@@ -315,18 +326,23 @@ static ALWAYS_INLINE void scan_grey(scanner *sc, uintptr_t obj) {
             shade_candidate(sc, __atomic_load_n(&o[0], __ATOMIC_RELAXED));
             shade_candidate(sc, __atomic_load_n(&o[1], __ATOMIC_RELAXED));
             sc->w->scan_work += 16;
-            return;
+            return 1;
         }
         for (uintptr_t i = 0; i < tag; i++) {
             shade_candidate(sc, __atomic_load_n(&o[2 * i], __ATOMIC_RELAXED));
             shade_candidate(sc, __atomic_load_n(&o[2 * i + 1], __ATOMIC_RELAXED));
         }
         sc->w->scan_work += tag * 16;
-        return;
+        return 1;
     }
     cgc_span *s = cgc__span_of_low(obj);
-    if (likely(s->sizeclass && s->kind == KIND_SCAN)) scan_words(sc, obj, obj + s->elemsize);
-    else scan_object(sc->w, sc, obj);
+    if (likely(s->sizeclass && s->kind == KIND_SCAN)) {
+        scan_words(sc, obj, obj + s->elemsize);
+        return 1 + (int)(s->elemsize >> 10);
+    }
+    if (scan_object(sc->w, sc, obj)) return DRAIN_CHECK_UNITS;
+    /* a piece of a large object scans up to OBLET_BYTES */
+    return s->sizeclass ? 1 + (int)(s->elemsize >> 10) : DRAIN_CHECK_UNITS / 2;
 }
 
 /* ------------------------------------------------------- root jobs -- */
@@ -405,7 +421,8 @@ CGC_NO_SANITIZE void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadlin
      * takes the place of the one scanned next, which waited PREFETCH_RING
      * pops (0: an empty place). */
     uintptr_t ring[PREFETCH_RING] = {0};
-    unsigned head = 0, held = 0, until_check = 32;
+    unsigned head = 0, held = 0;
+    int until_check = DRAIN_CHECK_UNITS;
     uint64_t start_work = w->scan_work;
     scanner sc;
     scanner_start(&sc, w);
@@ -430,9 +447,9 @@ CGC_NO_SANITIZE void cgc__drain(cgc_gcwork *w, uint64_t budget, uint64_t deadlin
             if (deadline && cgc__nanotime() >= deadline) break;
             continue;
         }
-        scan_grey(&sc, obj);
-        if (unlikely(--until_check == 0)) {
-            until_check = 32;
+        until_check -= scan_grey(&sc, obj);
+        if (unlikely(until_check <= 0)) {
+            until_check = DRAIN_CHECK_UNITS;
             cgc__gcwork_balance(w);
             if (budget && w->scan_work - start_work >= budget) break;
             if (deadline && cgc__nanotime() >= deadline) break;
@@ -500,6 +517,11 @@ static bool has_work(void) { return cgc__work_available() || jobs_left(); }
 
 static void *worker_main(void *arg) {
     worker *me = arg;
+    /* Idle workers take only CPU nobody else wants.  The others keep the
+     * normal policy: as SCHED_BATCH threads (no wakeup preemption) the
+     * workers woken into a stopped world's drain waited out the parked
+     * threads' spin (threads.c), and msgwindow's median pause rose from
+     * about 100 to 175 us. */
     if (me->mode == WORKER_IDLE) {
         struct sched_param sp = {0};
         pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
@@ -584,7 +606,9 @@ void cgc__mark_workers_start(void) {
         workers[i].mode = i < dedicated ? WORKER_DEDICATED
                           : (i == dedicated && fractional_goal > 0) ? WORKER_FRACTIONAL
                                                                      : WORKER_IDLE;
-        if (cgc__internal_thread(&workers[i].thread, worker_main, &workers[i]))
+        char name[24];
+        snprintf(name, sizeof name, "cgc-mark%d", i);
+        if (cgc__internal_thread(&workers[i].thread, name, worker_main, &workers[i]))
             cgc__fatal("cannot start mark worker %d", i);
     }
 }

@@ -15,7 +15,7 @@
  */
 #include "internal.h"
 
-cgc_lock cgc__heap_lock = PTHREAD_MUTEX_INITIALIZER;
+cgc_lock cgc__heap_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP; /* as cgc__lock_init's */
 extern cgc_arena *cgc__arenas;
 cgc_arena *cgc__arena_grow(size_t n);
 cgc_span *cgc__span_struct_alloc(void);

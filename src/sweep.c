@@ -27,7 +27,6 @@ static _Atomic unsigned sweep_cursor;
 static pthread_mutex_t sweeper_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sweeper_cv = PTHREAD_COND_INITIALIZER;
 static int sweeper_wakeups;
-int cgc__internal_thread(pthread_t *th, void *(*fn)(void *), void *arg);
 
 bool cgc__sweep_span(cgc_span *s, bool preserve) {
     uint32_t sg = atomic_load_explicit(&cgc__sweepgen, RELAXED);
@@ -141,6 +140,10 @@ static uint64_t scavenge_retain(uint64_t goal, uint64_t inuse_peak) {
 
 static void *sweeper_main(void *arg) {
     (void)arg;
+    /* background work: no wakeup preemption of the program's threads (the
+     * mark workers', mark.c) */
+    struct sched_param sp = {0};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     for (;;) {
         pthread_mutex_lock(&sweeper_lock);
         while (!sweeper_wakeups) pthread_cond_wait(&sweeper_cv, &sweeper_lock);
@@ -176,5 +179,5 @@ void cgc__sweep_after_fork_child(void) {
 
 void cgc__sweeper_init(void) {
     static pthread_t th;
-    if (cgc__internal_thread(&th, sweeper_main, NULL)) cgc__fatal("cannot start the background sweeper");
+    if (cgc__internal_thread(&th, "cgc-sweep", sweeper_main, NULL)) cgc__fatal("cannot start the background sweeper");
 }

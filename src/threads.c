@@ -610,7 +610,7 @@ CGC_API int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn
 }
 
 /* Internal threads (mark workers, sweeper, coordinator) are not registered. */
-int cgc__internal_thread(pthread_t *th, void *(*fn)(void *), void *arg) {
+int cgc__internal_thread(pthread_t *th, const char *name, void *(*fn)(void *), void *arg) {
     resolve_real_pthread_create();
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -623,6 +623,12 @@ int cgc__internal_thread(pthread_t *th, void *(*fn)(void *), void *arg) {
     int err = real_pthread_create(th, &attr, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
+    /* for ps, top -H, perf and gdb; these threads never exit */
+    if (!err) {
+        char shown[16]; /* the kernel keeps 15 characters */
+        snprintf(shown, sizeof shown, "%s", name);
+        pthread_setname_np(*th, shown);
+    }
     return err;
 }
 
