@@ -90,8 +90,12 @@ extern "C" {
 
 /* ---------------------------------------------------------------- setup -- */
 
-/* Initialises cgc: reads the environment, registers the calling thread.
- * Optional and idempotent; the first allocation calls it. */
+/* Initialises cgc: reads the environment, registers the calling thread and
+ * starts the collector's own threads (cgc-gc, cgc-sweep and the mark
+ * workers cgc-markN; they never run program code and are not registered).
+ * Optional and idempotent; the first allocation calls it.  A program with
+ * latency goals calls it at start-up, so that no later allocation pays for
+ * making those threads. */
 CGC_API void cgc_init(void);
 
 /* ----------------------------------------------------------- allocation -- */
