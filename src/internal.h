@@ -602,7 +602,9 @@ static ALWAYS_INLINE bool cgc__cache_free_local(cgc_mcache *c, cgc_span *s, void
     CGC_ASSERT(s == c->cls[s->spanclass].span || idx < s->freeindex);
     _Atomic uint64_t *w = &s->alloc_bits[idx >> 6];
     atomic_store_explicit(w, atomic_load_explicit(w, RELAXED) & ~(1ull << (idx & 63)), RELAXED);
-    s->needzero = 1;
+    /* tested first: a span of more than 64 slots has its bitmap word in
+     * the second line, and the first then stays clean */
+    if (!s->needzero) s->needzero = 1;
     CGC_OWNER_ADD(c->nfree, 1);
     if (likely(idx < s->freeindex)) {
         cgc__listed_push(&c->cls[s->spanclass], s, obj, idx);
