@@ -850,7 +850,7 @@ typedef struct cgc_pacer {
     _Atomic double assist_work_per_byte;
     uint64_t globals_bytes, stacks_bytes;
     double cons_mark;         /* smoothed allocation during mark per scan byte */
-    atomic_u64 last_marked;   /* live heap found by the last completed mark */
+    atomic_u64 last_marked;   /* live heap by the last completed mark: its goal's base (pacer.c) */
     uint64_t mark_start_live, mark_start_ns;
 } cgc_pacer;
 extern cgc_pacer cgc__pacer CGC_INTERNAL;
