@@ -4,7 +4,9 @@
  *
  * Goal: heap_goal = marked + (marked + stacks + globals) * CGC_PERCENT/100
  * (marked: bytes the mark reached by tracing; objects allocated during it
- * are counted live but do not raise the goal until a mark traces them),
+ * are counted live but do not raise the goal until a mark traces them,
+ * except as far as explicit frees show which of them survive: see
+ * cgc__pacer_cycle_end),
  * at least 4 MiB, lowered to fit CGC_MEMLIMIT.  The mark should end as the
  * heap reaches the goal.  Trigger: goal minus the runway, the bytes the
  * program is expected to allocate while the mark runs, measured as the
