@@ -173,7 +173,6 @@ static void run_cycle(bool forced) {
     cgc_range *user;
     size_t nuser = cgc__roots_user(&user);
     uint64_t roots_gen = atomic_load(&cgc__user_roots_gen);
-    cgc__mark_workers_start();
     uint64_t cpu_bg0 = atomic_load(&cgc__cpu_bg_ns), cpu_idle0 = atomic_load(&cgc__cpu_idle_ns),
              cpu_assist0 = atomic_load(&cgc__cpu_assist_ns);
 

@@ -140,8 +140,10 @@ static uint64_t scavenge_retain(uint64_t goal, uint64_t inuse_peak) {
 
 static void *sweeper_main(void *arg) {
     (void)arg;
-    /* background work: no wakeup preemption of the program's threads (the
-     * mark workers', mark.c) */
+    /* background work: SCHED_BATCH, so that a wakeup does not preempt the
+     * program's thread on its CPU (the sweeper never takes part in a
+     * stopped world, unlike the mark workers, which keep the normal
+     * policy: mark.c) */
     struct sched_param sp = {0};
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     for (;;) {
