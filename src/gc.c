@@ -217,8 +217,7 @@ static void run_cycle(bool forced) {
         atomic_store(&cgc__heap_scan_enabled, 1);
         tr.stw1_ns = 0;
     } else {
-        cgc__start_world();
-        tr.stw1_ns = cgc__nanotime() - t0;
+        tr.stw1_ns = cgc__start_world() - t0;
         cgc__record_pause(tr.stw1_ns);
         tr.cpu_stw1 = stw_cpu(tr.stw1_ns);
 
@@ -279,8 +278,7 @@ static void run_cycle(bool forced) {
     tr.heap_marked = marked;
     tr.goal = atomic_load(&cgc__pacer.heap_goal);
     atomic_store(&cgc__gc_phase, PHASE_OFF);
-    cgc__start_world();
-    uint64_t t_end = cgc__nanotime();
+    uint64_t t_end = cgc__start_world();
     if (stw) tr.stw1_ns = t_end - t0; /* one pause: reported as sweep termination */
     else tr.stw2_ns = t_end - t0;
     cgc__record_pause(stw ? tr.stw1_ns : tr.stw2_ns);

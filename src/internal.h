@@ -785,7 +785,10 @@ static ALWAYS_INLINE void cgc__leave(cgc_thread *t, sig_atomic_t prev) {
  * registered thread holding heap pointers it cares about unless it is the
  * caller of cgc_collect: its own stack is scanned directly). */
 void cgc__stop_world(void);
-void cgc__start_world(void);
+/* Lets the world go; returns the clock (cgc__nanotime) at the moment the
+ * threads were woken: the pause's end.  The caller may itself be preempted
+ * by a thread it wakes, and its own clock read after that is not. */
+uint64_t cgc__start_world(void);
 /* Hold one thread (concurrent stack scan, ragged barrier): returns with the
  * thread parked or held blocking; false if it exited. */
 bool cgc__thread_hold(cgc_thread *t);

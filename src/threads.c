@@ -12,7 +12,8 @@
  * signal.  The handler, unless the thread is inside cgc (then it only
  * notes stop_pending and the thread answers when it leaves cgc), saves the
  * interrupted registers and stack pointer, sets HS_PARKED and waits on a
- * futex until the collector sets HS_NONE.  A thread in a blocking region is
+ * futex (one word for all parked threads) until the collector sets
+ * HS_NONE and bumps the word.  A thread in a blocking region is
  * never signalled: the collector moves its state BLOCKING -> BLOCKING_HELD,
  * reads the stack saved at cgc_blocking_begin, and moves it back;
  * cgc_blocking_end waits while it is held.
@@ -95,12 +96,27 @@ static NOINLINE void save_signal_context(cgc_thread *t, ucontext_t *uc) {
     if (here < t->saved_sp && here >= t->stack_lo) t->saved_sp = here;
 }
 
+/* Parked threads sleep on one futex word, which the collector bumps once
+ * per release: one FUTEX_WAKE lets the whole world go.  Waking thread
+ * after thread, the collector was preempted by the first one it woke on
+ * its own CPU and the others stayed parked until it ran again, on this
+ * 2-CPU machine up to a 4 ms scheduler tick later while the other CPU sat
+ * idle (churn's sweep terminations of 3-4 ms). */
+static _Atomic int release_gen;
+
 static void park_wait(cgc_thread *t) {
     /* release: the saved context is visible to the collector that sees
      * HS_PARKED (acquire in wait_parked) */
     atomic_store_explicit(HS(t), HS_PARKED, RELEASE);
     futex_wake(HS(t));
-    while (atomic_load_explicit(HS(t), ACQUIRE) == HS_PARKED) futex_wait(HS(t), HS_PARKED);
+    for (;;) {
+        /* acquire pairs with the release increment in release_parked: a
+         * thread that reads the new generation reads HS_NONE below; one
+         * that reads the old one sleeps only if the word still holds it */
+        int gen = atomic_load_explicit(&release_gen, ACQUIRE);
+        if (atomic_load_explicit(HS(t), ACQUIRE) != HS_PARKED) break;
+        futex_wait(&release_gen, gen);
+    }
 }
 
 /* Called (a deferred handshake): only the callee-saved registers can hold
@@ -176,7 +192,10 @@ static bool request(cgc_thread *t) {
  * collector asleep in the futex waits for the kernel to wake it, and on a
  * virtual machine waking an idle CPU took 30-60 us of every stop (most of
  * a mark termination's pause).  A thread that takes longer (preempted, in
- * a long handler of the program's own) is waited for asleep. */
+ * a long handler of the program's own) is waited for asleep.  (Yielding
+ * the CPU in the spin, for a target preempted on the collector's own CPU,
+ * was worse: the CPU went to whichever program thread was runnable there,
+ * for a whole time slice; churn's pauses grew sixfold.) */
 #define PARK_SPIN_NS 100000
 
 static void wait_parked(cgc_thread *t) {
@@ -198,14 +217,21 @@ static void wait_parked(cgc_thread *t) {
     }
 }
 
+/* Lets t go; a parked thread wakes at release_parked. */
 static void release(cgc_thread *t, bool signalled) {
     if (signalled) {
         atomic_store_explicit(HS(t), HS_NONE, RELEASE);
-        futex_wake(HS(t));
     } else {
         atomic_store_explicit(&t->state, TS_BLOCKING, RELEASE);
         futex_wake(&t->state);
     }
+}
+
+/* Wakes every thread release() let go since the last call, at once. */
+static void release_parked(void) {
+    /* release: orders the HS_NONE stores before the new generation */
+    atomic_fetch_add_explicit(&release_gen, 1, RELEASE);
+    futex_wake(&release_gen);
 }
 
 void cgc__stop_world(void) {
@@ -221,11 +247,14 @@ void cgc__stop_world(void) {
     (void)me;
 }
 
-void cgc__start_world(void) {
+uint64_t cgc__start_world(void) {
     cgc_thread *me = cgc__self;
     for (cgc_thread *t = cgc__threads; t; t = t->next)
         if (t != me) release(t, t->signalled);
+    uint64_t now = cgc__nanotime();
+    release_parked();
     cgc__threads_unlock();
+    return now;
 }
 
 /* Holding one thread: registry lock held by the caller. */
@@ -239,6 +268,7 @@ bool cgc__thread_hold(cgc_thread *t) {
 void cgc__thread_release(cgc_thread *t) {
     if (t == cgc__self) return;
     release(t, t->signalled);
+    if (t->signalled) release_parked();
 }
 
 /* ------------------------------------------- CGC_STORE at mark start -- */
