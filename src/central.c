@@ -166,7 +166,7 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
     for (int tries = 0; !s && tries < 100; tries++) {
         /* a stop is waiting for this thread: take a fresh span instead of
          * sweeping on (the sweep completes in the background) */
-        if (cgc__self && cgc__self->stop_pending) break;
+        if (cgc__self && atomic_load_explicit(&cgc__self->stop_pending, RELAXED)) break;
         cgc_span *u = list_pop(&c->partial[un]);
         if (!u) u = list_pop(&c->full[un]);
         if (!u) break;

@@ -104,39 +104,65 @@ static void scan_thread(cgc_thread *t, cgc_gcwork *w, uint32_t cycle) {
     atomic_store_explicit(&t->stack_scanned_cycle, cycle, RELEASE);
 }
 
-/* Concurrent stack scan: every thread, one at a time. */
-static uint64_t scan_stacks_concurrently(uint32_t cycle) {
+/* Each thread that needs_job() names does job (SP_JOB_*) once, and alone:
+ * first offered as a safepoint job to all of them at once, which a thread
+ * running in cgc does itself without stopping; whoever has not taken it
+ * within the wait is held, one at a time, and the job done for it.  (Held
+ * one by one, a thread woken on the coordinator's CPU preempted the
+ * coordinator, which then waited for a scheduler tick before the next:
+ * 4 ms per hold on two CPUs kept busy.)  Returns whether the jobs greyed
+ * anything; adds the stacks scanned to *stack_bytes. */
+static bool run_thread_jobs(uint32_t cycle, int (*needs_job)(cgc_thread *, uint32_t), uint64_t *stack_bytes) {
     cgc_gcwork w = {0};
-    uint64_t bytes = 0;
+    bool found = false;
     cgc__threads_lock();
+    uint64_t posted = cgc__nanotime();
     for (cgc_thread *t = cgc__threads; t; t = t->next) {
-        if (atomic_load_explicit(&t->stack_scanned_cycle, ACQUIRE) == cycle) continue;
-        cgc__thread_hold(t);
-        scan_thread(t, &w, cycle);
-        bytes += t->stack_bytes;
-        cgc__thread_release(t);
+        int job = needs_job(t, cycle);
+        t->sp_posted = job && cgc__thread_post_job(t, job);
+    }
+    for (cgc_thread *t = cgc__threads; t; t = t->next) {
+        int job = t->sp_posted ? t->sp_job : needs_job(t, cycle);
+        if (!job) continue;
+        if (t->sp_posted && cgc__thread_job_wait(t, posted)) {
+            found |= t->sp_found;
+        } else {
+            cgc__thread_hold(t);
+            cgc__wbuf_flush(&t->wbuf, &w);
+            if (job & SP_JOB_SCAN) scan_thread(t, &w, cycle);
+            cgc__thread_release(t);
+        }
+        if (job & SP_JOB_SCAN) *stack_bytes += t->stack_bytes;
+        t->sp_posted = false;
     }
     cgc__threads_unlock();
+    found |= w.bytes_marked != 0;
     cgc__gcwork_dispose(&w);
+    return found;
+}
+
+static int stack_job(cgc_thread *t, uint32_t cycle) {
+    return atomic_load_explicit(&t->stack_scanned_cycle, ACQUIRE) == cycle ? 0 : SP_JOB_FLUSH | SP_JOB_SCAN;
+}
+
+/* Concurrent stack scan: every thread's stack, each thread alone. */
+static uint64_t scan_stacks_concurrently(uint32_t cycle) {
+    uint64_t bytes = 0;
+    run_thread_jobs(cycle, stack_job, &bytes);
     return bytes;
 }
 
-/* Ragged barrier: each thread in turn hands over its barrier buffer; late
- * stacks are scanned.  Returns true if anything was greyed. */
+static int ragged_job(cgc_thread *t, uint32_t cycle) {
+    int job = stack_job(t, cycle); /* late stacks (threads born during the mark) */
+    if (!job && __atomic_load_n(&t->wbuf.n, __ATOMIC_RELAXED)) job = SP_JOB_FLUSH; /* a peek (barrier.c) */
+    return job;
+}
+
+/* Ragged barrier: each thread hands over its barrier buffer; late stacks
+ * are scanned.  Returns true if anything was greyed. */
 static bool ragged_barrier(uint32_t cycle) {
-    cgc_gcwork w = {0};
-    cgc__threads_lock();
-    for (cgc_thread *t = cgc__threads; t; t = t->next) {
-        bool late = atomic_load_explicit(&t->stack_scanned_cycle, ACQUIRE) != cycle;
-        if (!__atomic_load_n(&t->wbuf.n, __ATOMIC_RELAXED) && !late) continue; /* a peek (barrier.c) */
-        cgc__thread_hold(t);
-        cgc__wbuf_flush(&t->wbuf, &w);
-        if (late) scan_thread(t, &w, cycle);
-        cgc__thread_release(t);
-    }
-    cgc__threads_unlock();
-    bool found = w.bytes_marked != 0;
-    cgc__gcwork_dispose(&w);
+    uint64_t bytes = 0;
+    bool found = run_thread_jobs(cycle, ragged_job, &bytes);
     return found || cgc__work_available();
 }
 
@@ -314,6 +340,9 @@ static void run_cycle(bool forced) {
 
 static void *coordinator_main(void *arg) {
     (void)arg;
+    /* 100 us: the coordinator's steps are short, and each one waits for
+     * it to get a CPU again */
+    cgc__thread_set_slice(100 * 1000);
     /* the workers now, not when the first cycle starts: making a thread
      * takes some 100 us here, and the first mark should not wait for it */
     cgc__mark_workers_start();

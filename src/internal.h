@@ -104,6 +104,9 @@ void cgc__printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * after fork. */
 typedef pthread_mutex_t cgc_lock;
 void cgc__lock_init(cgc_lock *l);
+/* Asks for a scheduler time slice of ns for the calling thread, 0 for the
+ * default (os.c). */
+void cgc__thread_set_slice(uint64_t ns);
 #define cgc__lock(l) pthread_mutex_lock(l)
 #define cgc__unlock(l) pthread_mutex_unlock(l)
 
@@ -625,7 +628,7 @@ void cgc__cache_preblacken(cgc_mcache *c);
 #define WORKBUF_BYTES 2048
 #define WORKBUF_N ((WORKBUF_BYTES - 16) / sizeof(uintptr_t))
 typedef struct cgc_workbuf {
-    struct cgc_workbuf *next;
+    _Atomic(struct cgc_workbuf *) next; /* on a pool stack (work.c) */
     uint64_t n;
     uintptr_t obj[WORKBUF_N];
 } cgc_workbuf;
@@ -723,9 +726,20 @@ typedef struct cgc_thread {
 
     /* signal handshake */
     volatile sig_atomic_t in_cgc;       /* inside cgc: handshake deferred */
-    volatile sig_atomic_t stop_pending; /* a handshake waits for us */
+    /* a handshake or a safepoint job waits for us: set by the signal
+     * handler, or by the collector posting a job */
+    _Atomic int stop_pending;
     _Atomic int hs;                     /* handshake word (threads.c) */
     bool signalled;                     /* this stop signalled it (else held blocking) */
+    /* safepoint job (threads.c): the request word, what to do, whether
+     * doing it greyed anything; sp_posted is the collector's own note */
+    _Atomic int sp_req;
+    int sp_job;
+    bool sp_found;
+    bool sp_posted;
+    /* the CPU the kernel last ran the thread on, in its rseq area (glibc
+     * registers one per thread), or NULL without rseq (threads.c) */
+    const volatile uint32_t *rseq_cpu;
     uintptr_t saved_sp;
     uintptr_t saved_regs[32];
     int blocking_depth;
@@ -775,7 +789,7 @@ static ALWAYS_INLINE bool cgc__leave_stop_pending(cgc_thread *t, sig_atomic_t pr
     atomic_signal_fence(SEQ_CST);
     t->in_cgc = prev;
     atomic_signal_fence(SEQ_CST);
-    return t->stop_pending;
+    return atomic_load_explicit(&t->stop_pending, RELAXED);
 }
 static ALWAYS_INLINE void cgc__leave(cgc_thread *t, sig_atomic_t prev) {
     if (unlikely(cgc__leave_stop_pending(t, prev))) cgc__handshake_deferred(t, prev);
@@ -789,6 +803,16 @@ void cgc__stop_world(void);
  * threads were woken: the pause's end.  The caller may itself be preempted
  * by a thread it wakes, and its own clock read after that is not. */
 uint64_t cgc__start_world(void);
+/* Safepoint jobs (concurrent stack scan, ragged barrier): the thread does
+ * the job itself when it next leaves cgc, without stopping.  Registry lock
+ * held by the caller.  cgc__thread_post_job returns false for a thread
+ * that cannot take one (the caller, a thread in a blocking region): hold
+ * it instead.  cgc__thread_job_wait returns false if the job was not taken
+ * within 100 us of posted_ns (cgc__nanotime); it is then withdrawn, and
+ * the caller holds the thread and does the job itself. */
+enum { SP_JOB_FLUSH = 1, SP_JOB_SCAN = 2 };
+bool cgc__thread_post_job(cgc_thread *t, int job);
+bool cgc__thread_job_wait(cgc_thread *t, uint64_t posted_ns);
 /* Hold one thread (concurrent stack scan, ragged barrier): returns with the
  * thread parked or held blocking; false if it exited. */
 bool cgc__thread_hold(cgc_thread *t);

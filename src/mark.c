@@ -515,6 +515,16 @@ void cgc__mark_work_arrived(void) {
 
 static bool has_work(void) { return cgc__work_available() || jobs_left(); }
 
+/* While the program runs, a worker drains in pieces of this long and
+ * then lets a program thread that waits for its CPU have it: the
+ * fractional worker sleeps out its share, the others yield.  The
+ * scheduler may put a worker on the CPU of a program thread, and it
+ * preempts a running worker only at its tick (4 ms here); with 1 ms
+ * pieces, tree-window operations that shared a CPU with the fractional
+ * worker took 1.0-1.1 ms, and SCHED_IDLE workers too got 0.6 ms at a time
+ * of a CPU the program wanted. */
+#define WORKER_PIECE_NS 200000
+
 static void *worker_main(void *arg) {
     worker *me = arg;
     /* Idle workers take only CPU nobody else wants.  The others keep the
@@ -525,6 +535,10 @@ static void *worker_main(void *arg) {
     if (me->mode == WORKER_IDLE) {
         struct sched_param sp = {0};
         pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    } else {
+        /* not the coordinator's short slice, which it inherits: a woken
+         * worker with a short slice would preempt the program at once */
+        cgc__thread_set_slice(0);
     }
     cgc_gcwork w = {0};
     for (;;) {
@@ -555,10 +569,10 @@ static void *worker_main(void *arg) {
         pthread_mutex_unlock(&mark_lock);
 
         uint64_t cpu0 = cgc__thread_cputime();
-        bool flat_out = atomic_load(&stw_marking) || me->mode != WORKER_FRACTIONAL;
+        bool flat_out = atomic_load(&stw_marking) != 0;
         uint64_t wall0 = cgc__nanotime();
         uint64_t work0 = w.scan_work;
-        cgc__drain(&w, 0, flat_out ? 0 : wall0 + 1000000);
+        cgc__drain(&w, 0, flat_out ? 0 : wall0 + WORKER_PIECE_NS);
         int64_t done = (int64_t)(w.scan_work - work0);
         cgc__gcwork_dispose(&w);
         atomic_fetch_add_explicit(&cgc__pacer.bg_credit, done, RELAXED);
@@ -569,13 +583,18 @@ static void *worker_main(void *arg) {
         if (atomic_fetch_sub(&busy, 1) == 1) pthread_cond_broadcast(&idle_cv);
         pthread_mutex_unlock(&mark_lock);
 
-        if (!flat_out && fractional_goal > 0 && fractional_goal < 1) {
+        if (flat_out) continue;
+        if (me->mode == WORKER_FRACTIONAL && fractional_goal > 0 && fractional_goal < 1) {
             /* keep the fractional worker near its share of one CPU */
             uint64_t ran = cgc__nanotime() - wall0;
             uint64_t rest = (uint64_t)((double)ran * (1 - fractional_goal) / fractional_goal);
             if (rest > 20000000) rest = 20000000;
             struct timespec ts = {0, (long)rest};
             nanosleep(&ts, NULL);
+        } else {
+            /* give the CPU to a program thread waiting for it here, if
+             * any (returns at once otherwise) */
+            sched_yield();
         }
     }
     return NULL;

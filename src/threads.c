@@ -28,14 +28,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 enum { HS_NONE = 0, HS_REQUEST = 1, HS_PARKED = 2 };
+/* t->sp_req: no job; posted by the collector; taken by the thread; done */
+enum { SP_NONE = 0, SP_PENDING, SP_CLAIMED, SP_DONE };
 
 __thread cgc_thread *cgc__self __attribute__((tls_model("initial-exec")));
 cgc_thread *cgc__threads;
@@ -130,22 +134,61 @@ static void park_wait(cgc_thread *t) {
  * shallow allocation fast path exposed it; test_threads in stop-the-world
  * mode caught it.)  The empty asm after park_wait keeps this frame, and
  * the registers' copies in it, alive until the wait is over. */
+#define SAVE_CALLED_CONTEXT(t)                                                  \
+    do {                                                                        \
+        __builtin_unwind_init();                                                \
+        memset((t)->saved_regs, 0, sizeof(t)->saved_regs);                      \
+        uintptr_t *r_ = (t)->saved_regs;                                        \
+        __asm__ volatile("movq %%rbx, 0(%0)\n\t"                                \
+                         "movq %%rbp, 8(%0)\n\t"                                \
+                         "movq %%r12, 16(%0)\n\t"                               \
+                         "movq %%r13, 24(%0)\n\t"                               \
+                         "movq %%r14, 32(%0)\n\t"                               \
+                         "movq %%r15, 40(%0)"                                   \
+                         :                                                      \
+                         : "r"(r_)                                              \
+                         : "memory");                                           \
+        (t)->saved_sp = deeper_sp();                                            \
+    } while (0)
+
 static NOINLINE void park_called(cgc_thread *t) {
-    __builtin_unwind_init();
-    memset(t->saved_regs, 0, sizeof t->saved_regs);
-    uintptr_t *r = t->saved_regs;
-    __asm__ volatile("movq %%rbx, 0(%0)\n\t"
-                     "movq %%rbp, 8(%0)\n\t"
-                     "movq %%r12, 16(%0)\n\t"
-                     "movq %%r13, 24(%0)\n\t"
-                     "movq %%r14, 32(%0)\n\t"
-                     "movq %%r15, 40(%0)"
-                     :
-                     : "r"(r)
-                     : "memory");
-    t->saved_sp = deeper_sp();
+    SAVE_CALLED_CONTEXT(t);
     park_wait(t);
     __asm__ volatile("" ::: "memory"); /* not a tail call */
+}
+
+/* A safepoint job, run by the thread itself as it leaves cgc: flush its
+ * barrier buffer, and scan its own stack if asked.  The context is taken
+ * as park_called takes it (the same frame shape, the same reasoning: what
+ * the callers hold is above saved_sp or in the callee-saved registers), so
+ * the scan sees what the collector would see with the thread parked here.
+ * The collector does not hold the thread while the job is claimed (it
+ * waits for SP_DONE), so saved_sp and saved_regs are the thread's own to
+ * write. */
+static NOINLINE void run_job(cgc_thread *t) {
+    int expected = SP_PENDING;
+    /* a thread in a blocking region is the collector's to read: it holds it */
+    if (atomic_load_explicit(&t->state, ACQUIRE) != TS_RUNNING ||
+        !atomic_compare_exchange_strong_explicit(&t->sp_req, &expected, SP_CLAIMED, ACQ_REL, ACQUIRE))
+        return;
+    t->in_cgc = 1; /* a signal now would defer (none comes: the collector waits) */
+    atomic_signal_fence(SEQ_CST);
+    cgc_gcwork w = {0};
+    cgc__wbuf_flush(&t->wbuf, &w);
+    if (t->sp_job & SP_JOB_SCAN) {
+        uint32_t cycle = atomic_load_explicit(&cgc__gc_cycle, ACQUIRE);
+        SAVE_CALLED_CONTEXT(t);
+        cgc__thread_scan_stack(t, &w);
+        atomic_store_explicit(&t->stack_scanned_cycle, cycle, RELEASE);
+    }
+    t->sp_found = w.bytes_marked != 0;
+    cgc__gcwork_dispose(&w);
+    atomic_signal_fence(SEQ_CST);
+    t->in_cgc = 0;
+    /* release: the flushed work, the scan and sp_found before SP_DONE */
+    atomic_store_explicit(&t->sp_req, SP_DONE, RELEASE);
+    futex_wake(&t->sp_req);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: the frame holds the context */
 }
 
 static void park_signal(cgc_thread *t, ucontext_t *uc) {
@@ -164,7 +207,7 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
     int saved_errno = errno;
     cgc_thread *t = cgc__self;
     if (t && atomic_load_explicit(HS(t), ACQUIRE) == HS_REQUEST) {
-        if (t->in_cgc) t->stop_pending = 1; /* answered in cgc__leave */
+        if (t->in_cgc) atomic_store_explicit(&t->stop_pending, 1, RELAXED); /* answered in cgc__leave */
         else park_signal(t, uctx);
     }
     errno = saved_errno;
@@ -172,8 +215,13 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
 
 void cgc__handshake_deferred(cgc_thread *t, sig_atomic_t prev) {
     if (prev) return;
-    t->stop_pending = 0;
+    atomic_store_explicit(&t->stop_pending, 0, RELAXED);
+    /* the clear before the reads of the requests: a request posted after
+     * them sets stop_pending again.  (A job missed anyway only costs the
+     * collector its wait: it withdraws the job and holds the thread.) */
+    atomic_thread_fence(SEQ_CST);
     if (atomic_load_explicit(HS(t), ACQUIRE) == HS_REQUEST) park_called(t);
+    if (atomic_load_explicit(&t->sp_req, ACQUIRE) == SP_PENDING) run_job(t);
 }
 
 /* Asks t to park; returns false if t is blocking (then it is now held). */
@@ -198,10 +246,28 @@ static bool request(cgc_thread *t) {
  * for a whole time slice; churn's pauses grew sixfold.) */
 #define PARK_SPIN_NS 100000
 
+/* The calling thread's rseq cpu_id word, kept up to date by the kernel
+ * each time the thread returns to user space; NULL if glibc registered no
+ * rseq area (an old glibc, or GLIBC_TUNABLES=glibc.pthread.rseq=0). */
+static const volatile uint32_t *rseq_cpu_word(void) {
+    if (__rseq_size < offsetof(struct rseq, cpu_id) + sizeof(uint32_t)) return NULL;
+    return (const volatile uint32_t *)((char *)__builtin_thread_pointer() + __rseq_offset + offsetof(struct rseq, cpu_id));
+}
+
+/* t last ran on the CPU the caller runs on, so it does not run now: it is
+ * preempted (by the caller, as like as not) or asleep.  Spinning for it
+ * to park would keep it off this CPU; the caller sleeps at once. */
+static bool runs_here(const cgc_thread *t) {
+    if (!t->rseq_cpu) return false;
+    int me = sched_getcpu();
+    return me >= 0 && (uint32_t)me == *t->rseq_cpu;
+}
+
 static void wait_parked(cgc_thread *t) {
     uint64_t start = cgc__nanotime();
     bool warned = false;
     int v;
+    if (runs_here(t)) start -= PARK_SPIN_NS;
     for (unsigned i = 1; atomic_load_explicit(HS(t), ACQUIRE) != HS_PARKED; i++) {
         __builtin_ia32_pause();
         if (i % 64 == 0 && cgc__nanotime() - start > PARK_SPIN_NS) break;
@@ -262,6 +328,47 @@ bool cgc__thread_hold(cgc_thread *t) {
     if (t == cgc__self) return true; /* the collector is never a registered thread */
     t->signalled = request(t);
     if (t->signalled) wait_parked(t);
+    return true;
+}
+
+bool cgc__thread_post_job(cgc_thread *t, int job) {
+    if (t == cgc__self || atomic_load_explicit(&t->state, ACQUIRE) != TS_RUNNING) return false;
+    t->sp_job = job;
+    t->sp_found = false;
+    /* release: the job before the request; the request before the flag
+     * that makes the thread look at it */
+    atomic_store_explicit(&t->sp_req, SP_PENDING, RELEASE);
+    atomic_store_explicit(&t->stop_pending, 1, SEQ_CST);
+    return true;
+}
+
+/* How long a posted job may wait to be taken.  A thread that runs in cgc
+ * (allocating, storing pointers) takes it within microseconds; one that
+ * does not (blocked in the kernel, computing) is held by signal after
+ * this. */
+#define JOB_WAIT_NS 100000
+#define JOB_SPIN_NS 20000
+
+bool cgc__thread_job_wait(cgc_thread *t, uint64_t posted_ns) {
+    uint64_t start = cgc__nanotime(), deadline = posted_ns + JOB_WAIT_NS;
+    for (unsigned i = 1;; i++) {
+        int r = atomic_load_explicit(&t->sp_req, ACQUIRE);
+        if (r == SP_DONE) break;
+        uint64_t now = i % 64 == 0 || r == SP_CLAIMED ? cgc__nanotime() : start;
+        if (r == SP_PENDING && now >= deadline) {
+            if (atomic_compare_exchange_strong_explicit(&t->sp_req, &r, SP_NONE, ACQ_REL, ACQUIRE)) return false;
+            continue; /* taken meanwhile: wait for it */
+        }
+        if (r == SP_CLAIMED || (i % 64 == 0 && (runs_here(t) || now - start > JOB_SPIN_NS))) {
+            /* asleep: the thread may need this CPU to get there */
+            uint64_t left = r == SP_PENDING && deadline > now ? deadline - now : 1000000;
+            struct timespec ts = {0, (long)(left < 1000000 ? left : 1000000)};
+            syscall(SYS_futex, (int *)&t->sp_req, FUTEX_WAIT_PRIVATE, r, &ts, NULL, 0);
+        } else {
+            __builtin_ia32_pause();
+        }
+    }
+    atomic_store_explicit(&t->sp_req, SP_NONE, RELAXED);
     return true;
 }
 
@@ -420,6 +527,7 @@ static cgc_thread *register_locked(bool is_main) {
     memset(t, 0, sizeof *t);
     t->pthread = pthread_self();
     t->tid = (pid_t)syscall(SYS_gettid);
+    t->rseq_cpu = rseq_cpu_word();
     t->is_main = is_main;
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -524,7 +632,7 @@ NOINLINE void cgc__wait_for_mark_end(cgc_thread *t) {
     sig_atomic_t prev = t->in_cgc;
     t->in_cgc = 0;
     atomic_signal_fence(SEQ_CST);
-    if (t->stop_pending) cgc__handshake_deferred(t, 0); /* a request that came while inside */
+    if (atomic_load_explicit(&t->stop_pending, RELAXED)) cgc__handshake_deferred(t, 0); /* a request that came while inside */
     while (atomic_load_explicit(&cgc__gc_marking, ACQUIRE) &&
            atomic_load_explicit(&cgc__gc_cycle, ACQUIRE) == cycle) {
         struct timespec ts = {0, 50 * 1000};

@@ -6,62 +6,84 @@
  */
 #include "internal.h"
 
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static cgc_workbuf *full_list, *empty_list;
+/* The pool: two lock-free stacks (Go's lfstack), of full buffers and of
+ * empty ones.  Lock-free because markers of every kind share them: with a
+ * mutex, a SCHED_IDLE worker preempted while holding it (any normal thread
+ * waking on its CPU preempts it) kept an allocating thread that needed the
+ * pool asleep for a millisecond with the other CPU idle.
+ *
+ * A stack head packs a buffer's address (buffers are 2 KiB aligned and
+ * below 2^47: 36 bits of it) with a 28-bit count of the pushes and pops,
+ * so that a pop that read a head, lost the CPU and finds the same buffer
+ * on top again after others popped and pushed it fails its CAS (ABA)
+ * unless exactly 2^28 operations came between.  Buffers are never
+ * unmapped, so the pop's read of a stale top's next is harmless. */
+#define LF_ALIGN_SHIFT 11
+#define LF_CNT_BITS 28
+#define LF_CNT_MASK ((UINT64_C(1) << LF_CNT_BITS) - 1)
+_Static_assert(sizeof(cgc_workbuf) == (1u << LF_ALIGN_SHIFT), "work buffers are 2 KiB, so 2 KiB aligned as carved");
+_Static_assert(47 - LF_ALIGN_SHIFT + LF_CNT_BITS == 64, "address bits and count fill the head");
+
+typedef _Atomic uint64_t lfstack;
+static lfstack full_stack, empty_stack;
 atomic_u64 cgc__work_full_count;
 /* Markers waiting for work are woken when a full buffer arrives (mark.c). */
 void cgc__mark_work_arrived(void);
 
+static inline uint64_t lf_pack(cgc_workbuf *b, uint64_t cnt) {
+    return ((uint64_t)(uintptr_t)b >> LF_ALIGN_SHIFT) << LF_CNT_BITS | (cnt & LF_CNT_MASK);
+}
+static inline cgc_workbuf *lf_node(uint64_t v) { return (cgc_workbuf *)(uintptr_t)((v >> LF_CNT_BITS) << LF_ALIGN_SHIFT); }
+
+static void lf_push(lfstack *st, cgc_workbuf *b) {
+    CGC_ASSERT(((uintptr_t)b & ((1u << LF_ALIGN_SHIFT) - 1)) == 0 && (uintptr_t)b < ((uintptr_t)1 << 47));
+    uint64_t old = atomic_load_explicit(st, RELAXED);
+    /* release: the buffer's contents before the head that publishes it */
+    do {
+        atomic_store_explicit(&b->next, lf_node(old), RELAXED);
+    } while (!atomic_compare_exchange_weak_explicit(st, &old, lf_pack(b, old + 1), RELEASE, RELAXED));
+}
+
+static cgc_workbuf *lf_pop(lfstack *st) {
+    /* acquire: the contents of the buffer whose head we read */
+    uint64_t old = atomic_load_explicit(st, ACQUIRE);
+    for (;;) {
+        cgc_workbuf *b = lf_node(old);
+        if (!b) return NULL;
+        cgc_workbuf *next = atomic_load_explicit(&b->next, RELAXED);
+        if (atomic_compare_exchange_weak_explicit(st, &old, lf_pack(next, old + 1), ACQUIRE, ACQUIRE)) return b;
+    }
+}
+
 static cgc_workbuf *buf_alloc(void) {
-    pthread_mutex_lock(&pool_lock);
-    cgc_workbuf *b = empty_list;
-    if (b) {
-        empty_list = b->next;
-        pthread_mutex_unlock(&pool_lock);
-    } else {
-        pthread_mutex_unlock(&pool_lock);
+    cgc_workbuf *b = lf_pop(&empty_stack);
+    if (!b) {
         /* workbufs are never unmapped; carve 64 at a time */
         size_t nb = 64;
         cgc_workbuf *v = cgc__os_reserve(nb * sizeof *v, 4096);
         if (!v) cgc__fatal("out of memory for mark work buffers");
-        pthread_mutex_lock(&pool_lock);
-        for (size_t i = 1; i < nb; i++) {
-            v[i].next = empty_list;
-            empty_list = &v[i];
-        }
-        pthread_mutex_unlock(&pool_lock);
+        for (size_t i = 1; i < nb; i++) lf_push(&empty_stack, &v[i]);
         b = &v[0];
     }
     b->n = 0;
-    b->next = NULL;
+    atomic_store_explicit(&b->next, NULL, RELAXED);
     return b;
 }
 
 static void buf_put_full(cgc_workbuf *b) {
-    pthread_mutex_lock(&pool_lock);
-    b->next = full_list;
-    full_list = b;
+    /* counted first: the count is never below the stack's size (a taker
+     * that finds the count nonzero and the stack empty just finds nothing) */
     atomic_fetch_add_explicit(&cgc__work_full_count, 1, RELEASE);
-    pthread_mutex_unlock(&pool_lock);
+    lf_push(&full_stack, b);
     cgc__mark_work_arrived();
 }
 
-static void buf_put_empty(cgc_workbuf *b) {
-    pthread_mutex_lock(&pool_lock);
-    b->next = empty_list;
-    empty_list = b;
-    pthread_mutex_unlock(&pool_lock);
-}
+static void buf_put_empty(cgc_workbuf *b) { lf_push(&empty_stack, b); }
 
 static cgc_workbuf *buf_get_full(void) {
     if (atomic_load_explicit(&cgc__work_full_count, ACQUIRE) == 0) return NULL;
-    pthread_mutex_lock(&pool_lock);
-    cgc_workbuf *b = full_list;
-    if (b) {
-        full_list = b->next;
-        atomic_fetch_sub_explicit(&cgc__work_full_count, 1, RELAXED);
-    }
-    pthread_mutex_unlock(&pool_lock);
+    cgc_workbuf *b = lf_pop(&full_stack);
+    if (b) atomic_fetch_sub_explicit(&cgc__work_full_count, 1, RELAXED);
     return b;
 }
 
