@@ -176,7 +176,15 @@ CGC_API CGC_MALLOC_ATTR void *cgc_malloc_typed(size_t size, const cgc_type *type
  * automatically, and a thread that calls cgc_malloc first is registered on
  * that call.  A thread made otherwise (clone, a foreign runtime) that holds
  * pointers into the heap must attach.  Returns 0, or 1 if it was already
- * attached.  A registered thread is unregistered when it exits. */
+ * attached.  A registered thread is unregistered when it exits.
+ *
+ * cgc also wraps pthread_exit, pthread_join (and the _np tryjoin,
+ * timedjoin and clockjoin forms) and pthread_detach: a joinable thread's
+ * return value (from its start routine or pthread_exit) stays a root from
+ * the thread's exit until it is joined or detached, so a cgc object a
+ * thread returns is alive when pthread_join hands it over.  A registered
+ * thread waits in a join as in a blocking region (below): it is not
+ * signalled while it waits. */
 CGC_API int cgc_thread_attach(void);
 
 /* Unregisters the calling thread: its stack no longer roots anything, its

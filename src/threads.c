@@ -62,6 +62,17 @@ typedef struct pending_start {
 } pending_start;
 static pending_start *pending_starts; /* under registry_lock */
 
+/* A joinable thread's return value, from its exit until it is joined (or
+ * detached): a root.  Once the thread has unregistered, the C library
+ * holds the value where no scan looks, and a collection in between would
+ * free what pthread_join then returns. */
+typedef struct exit_value {
+    struct exit_value *next;
+    pthread_t thread;
+    void *value;
+} exit_value;
+static exit_value *exit_values; /* under registry_lock */
+
 static long futex(_Atomic int *addr, int op, int val) {
     return syscall(SYS_futex, (int *)addr, op, val, NULL, NULL, 0);
 }
@@ -699,6 +710,46 @@ void cgc_blocking_end(void) {
 
 /* --------------------------------------------------- pthread_create -- */
 
+/* The calling thread exits with value v: keep it as a root unless the
+ * thread is detached (then nobody can take it). */
+static void keep_exit_value(void *v) {
+    if (!v) return;
+    pthread_attr_t a;
+    int detached = 0;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        pthread_attr_getdetachstate(&a, &detached);
+        pthread_attr_destroy(&a);
+        if (detached == PTHREAD_CREATE_DETACHED) return;
+    }
+    exit_value *e = malloc(sizeof *e);
+    if (!e) cgc__fatal("out of memory keeping a thread's return value");
+    e->thread = pthread_self();
+    e->value = v;
+    cgc__threads_lock();
+    e->next = exit_values;
+    exit_values = e;
+    cgc__threads_unlock();
+}
+
+/* th was joined or detached: its value is no longer a root.  While a mark
+ * runs, dropping it is a deletion: the value goes through the write
+ * barrier (the joiner's stack may already be black). */
+static void drop_exit_value(pthread_t th) {
+    cgc__threads_lock();
+    exit_value *e = NULL;
+    for (exit_value **p = &exit_values; *p; p = &(*p)->next)
+        if (pthread_equal((*p)->thread, th)) {
+            e = *p;
+            *p = e->next;
+            break;
+        }
+    cgc__threads_unlock();
+    if (!e) return;
+    /* a joiner cgc does not know takes the value where no scan looks */
+    if (cgc__self) CGC_STORE(&e->value, NULL);
+    free(e);
+}
+
 static void *start_trampoline(void *p) {
     pending_start *ps = p;
     cgc__threads_lock();
@@ -711,7 +762,9 @@ static void *start_trampoline(void *p) {
     cgc__threads_unlock();
     free(ps);
     (void)t;
-    return fn(arg);
+    void *v = fn(arg);
+    keep_exit_value(v);
+    return v;
 }
 
 static void resolve_real_pthread_create(void) {
@@ -744,6 +797,77 @@ CGC_API int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn
         cgc__threads_unlock();
         free(ps);
     }
+    return err;
+}
+
+typedef void (*pthread_exit_fn)(void *);
+typedef int (*pthread_join_fn)(pthread_t, void **);
+typedef int (*pthread_detach_fn)(pthread_t);
+typedef int (*pthread_tryjoin_fn)(pthread_t, void **);
+typedef int (*pthread_timedjoin_fn)(pthread_t, void **, const struct timespec *);
+typedef int (*pthread_clockjoin_fn)(pthread_t, void **, clockid_t, const struct timespec *);
+
+static void *next_symbol(const char *name) {
+    void *f = dlsym(RTLD_NEXT, name);
+    if (!f) cgc__fatal("cannot find the C library's %s: %s", name, dlerror());
+    return f;
+}
+
+CGC_API void pthread_exit(void *v) {
+    static _Atomic(pthread_exit_fn) real;
+    pthread_exit_fn f = atomic_load_explicit(&real, RELAXED);
+    if (!f) atomic_store_explicit(&real, f = (pthread_exit_fn)next_symbol("pthread_exit"), RELAXED);
+    if (cgc__self) keep_exit_value(v);
+    f(v);
+    __builtin_unreachable();
+}
+
+/* The joins wait as a blocking region (the waiting thread is never
+ * signalled: on a machine with every CPU busy, waking a thread parked in
+ * a join to answer a stop took milliseconds), take the value into a local
+ * and store it through the barrier after the region. */
+#define JOIN_BODY(call)                                                         \
+    void *v_ = NULL;                                                            \
+    bool registered_ = cgc__self != NULL;                                       \
+    if (registered_) cgc_blocking_begin();                                      \
+    int err_ = (call);                                                          \
+    if (registered_) cgc_blocking_end();                                        \
+    if (err_ == 0) {                                                            \
+        drop_exit_value(th);                                                    \
+        if (ret && registered_) CGC_STORE(ret, v_);                             \
+        else if (ret) *ret = v_;                                                \
+    }                                                                           \
+    return err_
+
+#define REAL(type, name)                                                        \
+    static _Atomic(type) real_;                                                 \
+    type f_ = atomic_load_explicit(&real_, RELAXED);                            \
+    if (!f_) atomic_store_explicit(&real_, f_ = (type)next_symbol(name), RELAXED)
+
+CGC_API int pthread_join(pthread_t th, void **ret) {
+    REAL(pthread_join_fn, "pthread_join");
+    JOIN_BODY(f_(th, &v_));
+}
+
+CGC_API int pthread_tryjoin_np(pthread_t th, void **ret) {
+    REAL(pthread_tryjoin_fn, "pthread_tryjoin_np");
+    JOIN_BODY(f_(th, &v_));
+}
+
+CGC_API int pthread_timedjoin_np(pthread_t th, void **ret, const struct timespec *abstime) {
+    REAL(pthread_timedjoin_fn, "pthread_timedjoin_np");
+    JOIN_BODY(f_(th, &v_, abstime));
+}
+
+CGC_API int pthread_clockjoin_np(pthread_t th, void **ret, clockid_t clock, const struct timespec *abstime) {
+    REAL(pthread_clockjoin_fn, "pthread_clockjoin_np");
+    JOIN_BODY(f_(th, &v_, clock, abstime));
+}
+
+CGC_API int pthread_detach(pthread_t th) {
+    REAL(pthread_detach_fn, "pthread_detach");
+    int err = f_(th);
+    if (err == 0) drop_exit_value(th);
     return err;
 }
 
@@ -788,10 +912,13 @@ void cgc__thread_scan_stack(cgc_thread *t, cgc_gcwork *w) {
     t->stack_bytes = t->stack_hi - sp;
 }
 
-/* Arguments of threads being started (registry lock held). */
+/* Arguments of threads being started, return values of exited threads
+ * not yet joined (registry lock held). */
 void cgc__scan_pending_starts(cgc_gcwork *w) {
     for (pending_start *ps = pending_starts; ps; ps = ps->next)
         cgc__scan_range(w, (uintptr_t)&ps->arg, (uintptr_t)(&ps->arg + 1));
+    for (exit_value *e = exit_values; e; e = e->next)
+        cgc__scan_range(w, (uintptr_t)&e->value, (uintptr_t)(&e->value + 1));
 }
 
 /* ------------------------------------------------------------ fork -- */

@@ -520,6 +520,52 @@ static void test_fork(void)
     CHECK(list_ok(l));
 }
 
+/* ------------------------------------------------ return values -- */
+
+/* A thread's return value, once the thread has exited, is held only by the
+ * C library until pthread_join: cgc keeps it as a root until then. */
+static void *returning_thread(void *arg)
+{
+    uint64_t r = (uint64_t)(uintptr_t)arg;
+    tnode *l = make_list(&r, 200);
+    if ((uintptr_t)arg & 1)
+        pthread_exit(l);
+    return l;
+}
+
+static void test_exit_values(void)
+{
+    enum { N = 4 };
+    pthread_t th[N];
+    for (int i = 0; i < N; i++)
+        CHECK(pthread_create(&th[i], NULL, returning_thread, (void *)(uintptr_t)(100 + i)) == 0);
+    /* every thread has exited and unregistered: no stack holds the lists */
+    CHECK(wait_threads(base_threads) == base_threads);
+    uint64_t r = 5;
+    churn_cycles(4, 4 << 20, &r); /* freed lists would be handed out again and overwritten */
+    for (int i = 0; i < N; i++) {
+        void *v = NULL;
+        int err;
+        if (i == 2) {
+            struct timespec far;
+            clock_gettime(CLOCK_REALTIME, &far);
+            far.tv_sec += 60;
+            err = pthread_timedjoin_np(th[i], &v, &far);
+        } else {
+            err = pthread_join(th[i], &v);
+        }
+        CHECKF(err == 0, "join %d: %s", i, strerror(err));
+        CHECKF(v && list_ok(v), "thread %d's return value was freed before the join", i);
+    }
+    /* a detached thread's value is nobody's: dropped, and the join still
+     * fails as the C library says */
+    pthread_t d;
+    CHECK(pthread_create(&d, NULL, returning_thread, (void *)(uintptr_t)200) == 0);
+    CHECK(pthread_detach(d) == 0);
+    CHECK(wait_threads(base_threads) == base_threads);
+    churn_cycles(1, 1 << 20, &r);
+}
+
 int main(void)
 {
     cgc_init();
@@ -533,6 +579,7 @@ int main(void)
     test_attach_detach();
     test_churning_threads();
     test_fork();
+    test_exit_values();
     CHECK(wait_threads(base_threads) == base_threads);
     return finish("test_threads");
 }
