@@ -356,9 +356,28 @@ bool cgc__thread_post_job(cgc_thread *t, int job) {
 /* How long a posted job may wait to be taken.  A thread that runs in cgc
  * (allocating, storing pointers) takes it within microseconds; one that
  * does not (blocked in the kernel, computing) is held by signal after
- * this. */
+ * this.  A thread the kernel shows runnable is given more time, up to
+ * JOB_WAIT_MAX_NS: it is most likely waiting for a CPU (every CPU busy),
+ * will take the job as soon as it runs, and a signal would only make it
+ * park and be woken again, on whatever CPU the kernel then picks. */
 #define JOB_WAIT_NS 100000
+#define JOB_WAIT_MAX_NS 4000000
 #define JOB_SPIN_NS 20000
+
+/* The scheduler state of thread tid ('R' runnable, 'S' asleep, ...), or 0. */
+static char thread_sched_state(pid_t tid) {
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    /* "tid (comm) S ...": the command may hold spaces and parentheses */
+    char *close_paren = strrchr(buf, ')');
+    return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
+}
 
 bool cgc__thread_job_wait(cgc_thread *t, uint64_t posted_ns) {
     uint64_t start = cgc__nanotime(), deadline = posted_ns + JOB_WAIT_NS;
@@ -367,6 +386,10 @@ bool cgc__thread_job_wait(cgc_thread *t, uint64_t posted_ns) {
         if (r == SP_DONE) break;
         uint64_t now = i % 64 == 0 || r == SP_CLAIMED ? cgc__nanotime() : start;
         if (r == SP_PENDING && now >= deadline) {
+            if (now - posted_ns < JOB_WAIT_MAX_NS && thread_sched_state(t->tid) == 'R') {
+                deadline = now + JOB_WAIT_NS;
+                continue;
+            }
             if (atomic_compare_exchange_strong_explicit(&t->sp_req, &r, SP_NONE, ACQ_REL, ACQUIRE)) return false;
             continue; /* taken meanwhile: wait for it */
         }
