@@ -26,17 +26,21 @@
  *     that a thread stopped between CGC_STORE's flag test and its plain
  *     store has finished that store before any stack is scanned (Go makes
  *     the test and the store one non-preemptible step; C code can be
- *     interrupted anywhere).  Then the coordinator visits every thread
- *     once more: holds it (signal handshake, or the saved context of a
- *     thread in a blocking region), scans its stack, registers and static
- *     TLS, marks the stack black, lets it go.  Only then do workers and
- *     assists scan globals and heap objects.  Then the mark workers (mark.c: dedicated + fractional at
- *     25 % of the CPUs, plus idle workers) drain the grey pool while
- *     allocating threads pay assists (pacer.c).  When no work is left the
- *     coordinator runs a ragged barrier: it holds each thread in turn,
- *     shades its write-barrier buffer and scans any stack not yet scanned
- *     (threads born during the mark); if that found anything, back to
- *     draining.
+ *     interrupted anywhere).  Then every thread's stack, registers and
+ *     static TLS are scanned once, each thread alone, and the stack marked
+ *     black: posted to all threads at once as a safepoint job, which a
+ *     thread running in cgc does itself as it next leaves cgc, without
+ *     stopping; a thread that has not taken it in time (100 us, more while
+ *     the kernel shows it runnable) is held by signal handshake, and one in
+ *     a blocking region (or a pthread_join) is read from its saved context
+ *     (run_thread_jobs, threads.c).  Only then do workers and assists scan
+ *     globals and heap objects.  Then the mark workers (mark.c: dedicated
+ *     + fractional at 25 % of the CPUs, plus idle workers) drain the grey
+ *     pool while allocating threads pay assists (pacer.c).  When no work
+ *     is left the coordinator runs a ragged barrier, again as safepoint
+ *     jobs: each thread shades its write-barrier buffer, and scans its
+ *     stack if not yet scanned (threads born during the mark); if that
+ *     found anything, back to draining.
  *  3. Mark termination, world stopped (PHASE_MARK_TERM): flush every
  *     barrier buffer, scan late stacks, new segments (dlopen during the
  *     mark), newly added roots and the arguments of threads being started;

@@ -18,6 +18,15 @@
  * reads the stack saved at cgc_blocking_begin, and moves it back;
  * cgc_blocking_end waits while it is held.
  *
+ * Safepoint jobs (the concurrent stack scan, the ragged barrier): the
+ * collector posts a job in t->sp_req and sets stop_pending; the thread,
+ * at its next outermost leave from cgc, claims the job (CAS), does it
+ * (flush its barrier buffer, scan its own stack as park_called would
+ * present it) and marks it done.  A job not claimed in time is withdrawn
+ * by the same CAS and the thread held by signal instead.  A thread is never
+ * both held and running a job: the collector holds it only after
+ * withdrawing the job or seeing it done.
+ *
  * Lock rule: the registry lock is held by the collector across a stop, so
  * a thread only ever waits for it while outside cgc (in_cgc == 0), where it
  * can be stopped.
