@@ -144,11 +144,35 @@ void cgc__central_note_remote_free(cgc_span *s) {
     cgc__unlock(&c->lock);
 }
 
+/* How long a refill waits for a class lock held by another thread before
+ * it takes a fresh span from the heap instead.  The lock guards a few list
+ * operations; a holder that keeps it longer has lost its CPU (the
+ * background sweeper, preempted by some other process), and waiting for
+ * it to run again kept an allocating thread asleep for 1-4 ms while its
+ * own CPU sat idle.  A fresh span costs a span of memory at most, and
+ * only when this happens. */
+#define CENTRAL_LOCK_SPIN_NS 20000
+
+static bool lock_or_give_up(cgc_lock *l) {
+    if (pthread_mutex_trylock(l) == 0) return true;
+    uint64_t start = cgc__nanotime();
+    for (unsigned i = 1;; i++) {
+        __builtin_ia32_pause();
+        if (i % 32 == 0) {
+            if (pthread_mutex_trylock(l) == 0) return true;
+            if (cgc__nanotime() - start > CENTRAL_LOCK_SPIN_NS) return false;
+        }
+    }
+}
+
 cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
     cgc_central *c = &cgc__central[spanclass];
     cgc_span *s = NULL;
     pthread_rwlock_rdlock(&cgc__sweep_fork_lock);
-    cgc__lock(&c->lock);
+    if (!lock_or_give_up(&c->lock)) {
+        pthread_rwlock_unlock(&cgc__sweep_fork_lock);
+        goto fresh;
+    }
     uint32_t sg = atomic_load_explicit(&cgc__sweepgen, ACQUIRE);
     unsigned sw = swept_index(sg), un = 1 - sw;
     while ((s = list_pop(&c->partial[sw])) != NULL) {
@@ -181,6 +205,7 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
     }
     cgc__unlock(&c->lock);
     pthread_rwlock_unlock(&cgc__sweep_fork_lock);
+fresh:
     if (!s) {
         uintptr_t npages = cgc_class_npages[spanclass == TINY_SPAN_CLASS ? cgc_size_to_class8[2] : spanclass / SPAN_KINDS];
         s = cgc__heap_alloc_span(npages, spanclass);
