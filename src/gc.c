@@ -207,8 +207,7 @@ static void run_cycle(bool forced) {
              cpu_assist0 = atomic_load(&cgc__cpu_assist_ns);
 
     /* 1: sweep termination */
-    uint64_t t0 = cgc__nanotime();
-    cgc__stop_world();
+    uint64_t t0 = cgc__stop_world();
     atomic_store(&cgc__gc_phase, PHASE_SWEEP_TERM);
     CGC_ASSERT(atomic_load(&cgc__sweepers_active) == 0);
     CGC_ASSERT(atomic_load(&cgc__sweep_pages_left) == 0);
@@ -267,8 +266,7 @@ static void run_cycle(bool forced) {
         size_t nnow = cgc__roots_collect_segments(&now);
         tr.mark_ns = cgc__nanotime() - m0;
 
-        t0 = cgc__nanotime();
-        cgc__stop_world();
+        t0 = cgc__stop_world();
         cgc_gcwork w = {0};
         scan_new_segments(&w, now, nnow);
         free(now);

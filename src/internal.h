@@ -752,6 +752,16 @@ typedef struct cgc_thread {
     uint32_t resumes_at_stop;
     atomic_u32 resumes;
     _Atomic uint64_t cpu_at_resume;
+    /* the gap between two signal stops (threads.c, wait_stop_gap): the
+     * thread parked in its signal handler (written by the thread before
+     * HS_PARKED); the clock when it left the handler (before resumes);
+     * the collector's note of a release still owed a gap: the count and
+     * clock at that release */
+    bool parked_in_handler;
+    _Atomic uint64_t wall_at_resume;
+    bool gap_owed;
+    uint32_t gap_resumes;
+    uint64_t gap_release_ns;
 
     /* collector per-thread state */
     atomic_u32 stack_scanned_cycle; /* == current cycle: stack is black */
@@ -797,8 +807,10 @@ static ALWAYS_INLINE void cgc__leave(cgc_thread *t, sig_atomic_t prev) {
 
 /* World stop (all registered threads but the caller, which must not be a
  * registered thread holding heap pointers it cares about unless it is the
- * caller of cgc_collect: its own stack is scanned directly). */
-void cgc__stop_world(void);
+ * caller of cgc_collect: its own stack is scanned directly).  Returns the
+ * clock (cgc__nanotime) at which the pause began: after the wait, if any,
+ * that gives threads the last stop interrupted their time to run. */
+uint64_t cgc__stop_world(void);
 /* Lets the world go; returns the clock (cgc__nanotime) at the moment the
  * threads were woken: the pause's end.  The caller may itself be preempted
  * by a thread it wakes, and its own clock read after that is not. */

@@ -173,6 +173,7 @@ static void park_wait(cgc_thread *t) {
 
 static NOINLINE void park_called(cgc_thread *t) {
     SAVE_CALLED_CONTEXT(t);
+    t->parked_in_handler = false;
     park_wait(t);
     __asm__ volatile("" ::: "memory"); /* not a tail call */
 }
@@ -213,11 +214,15 @@ static NOINLINE void run_job(cgc_thread *t) {
 
 static void park_signal(cgc_thread *t, ucontext_t *uc) {
     save_signal_context(t, uc);
+    t->parked_in_handler = true;
     park_wait(t);
     /* back to the interrupted code: from here on, CPU time is spent on
      * the way out of the handler and then in the program's own code
-     * (cgc__threads_wait_past_stop).  Release: the time before the count. */
-    atomic_store_explicit(&t->cpu_at_resume, cgc__thread_cputime(), RELAXED); /* clock_gettime: async-signal-safe */
+     * (cgc__threads_wait_past_stop), and wall time counts towards the gap
+     * before the next stop (wait_stop_gap).  Release: the times before
+     * the count.  (clock_gettime is async-signal-safe.) */
+    atomic_store_explicit(&t->cpu_at_resume, cgc__thread_cputime(), RELAXED);
+    atomic_store_explicit(&t->wall_at_resume, cgc__nanotime(), RELAXED);
     atomic_fetch_add_explicit(&t->resumes, 1, RELEASE);
 }
 
@@ -306,6 +311,11 @@ static void wait_parked(cgc_thread *t) {
 /* Lets t go; a parked thread wakes at release_parked. */
 static void release(cgc_thread *t, bool signalled) {
     if (signalled) {
+        /* the count before HS_NONE: a thread still spinning in park_wait
+         * may leave and count its resumption at once */
+        t->gap_owed = t->parked_in_handler;
+        t->gap_resumes = atomic_load_explicit(&t->resumes, ACQUIRE);
+        t->gap_release_ns = cgc__nanotime();
         atomic_store_explicit(HS(t), HS_NONE, RELEASE);
     } else {
         atomic_store_explicit(&t->state, TS_BLOCKING, RELEASE);
@@ -320,8 +330,58 @@ static void release_parked(void) {
     futex_wake(&release_gen);
 }
 
-void cgc__stop_world(void) {
+/* The gap between two stops of one thread.  A thread the stop signal
+ * interrupts in a system call has the call fail with EINTR, and a sleep
+ * restarts with the time the kernel reports left.  Linux counts that time
+ * to the timer's hard expiry, which includes the thread's timer slack
+ * (50 us by default): a nanosleep interrupted within 50 us of its start
+ * reports more time left than it was asked to sleep.  Stopped again that
+ * soon after each release, a thread in a nanosleep loop never finished
+ * (back-to-back cgc_collect in stop-the-world mode: a 1 ms sleep's
+ * remainder grew to 5 s; test_threads, test_back_to_back_collections).  A
+ * thread that computes loses its CPU to every stop in the same way.  So a
+ * thread that parked in its signal handler is not signalled again until
+ * it has been out of the handler for STOP_GAP_NS; or, if it has not got a
+ * CPU to leave the handler within RESUME_WAIT_NS of its release, from
+ * then on (it is not in its system call while it waits for a CPU, and a
+ * new signal costs it nothing).  Threads parked on leaving cgc owe no gap:
+ * they were running cgc's code, not waiting in the kernel. */
+#define STOP_GAP_NS 200000
+#define RESUME_WAIT_NS 2000000
+
+/* When t may be signalled again, or 0 if now. */
+static uint64_t stop_gap_end(cgc_thread *t, uint64_t now) {
+    if (!t->gap_owed) return 0;
+    uint64_t ready;
+    /* acquire: wall_at_resume is the one written before the count */
+    if (atomic_load_explicit(&t->resumes, ACQUIRE) != t->gap_resumes)
+        ready = atomic_load_explicit(&t->wall_at_resume, RELAXED) + STOP_GAP_NS;
+    else
+        ready = t->gap_release_ns + RESUME_WAIT_NS;
+    if (ready > now) return ready;
+    t->gap_owed = false;
+    return 0;
+}
+
+/* Waits out the gaps owed by t, or by every thread if t is NULL.  Registry
+ * lock held (the wait is at most RESUME_WAIT_NS). */
+static void wait_stop_gap(cgc_thread *only) {
+    for (;;) {
+        uint64_t now = cgc__nanotime(), until = 0;
+        for (cgc_thread *t = only ? only : cgc__threads; t; t = only ? NULL : t->next) {
+            uint64_t end = stop_gap_end(t, now);
+            if (end > until) until = end;
+        }
+        if (!until) return;
+        struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    }
+}
+
+uint64_t cgc__stop_world(void) {
     cgc__threads_lock();
+    wait_stop_gap(NULL);
+    uint64_t start = cgc__nanotime();
     cgc_thread *me = cgc__self;
     /* signal everybody first, then wait: the threads park in parallel */
     for (cgc_thread *t = cgc__threads; t; t = t->next)
@@ -330,7 +390,7 @@ void cgc__stop_world(void) {
         if (t != me && t->signalled) wait_parked(t);
     /* the caller (a registered thread in cgc_collect, or an internal
      * thread) is not stopped: it records its own context */
-    (void)me;
+    return start;
 }
 
 uint64_t cgc__start_world(void) {
@@ -346,6 +406,7 @@ uint64_t cgc__start_world(void) {
 /* Holding one thread: registry lock held by the caller. */
 bool cgc__thread_hold(cgc_thread *t) {
     if (t == cgc__self) return true; /* the collector is never a registered thread */
+    wait_stop_gap(t);
     t->signalled = request(t);
     if (t->signalled) wait_parked(t);
     return true;

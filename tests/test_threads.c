@@ -566,6 +566,45 @@ static void test_exit_values(void)
     churn_cycles(1, 1 << 20, &r);
 }
 
+/* ------------------------------------ collections back to back -- */
+
+/* A thread that calls cgc_collect in a loop must not starve the others.
+ * With the world stopped again as soon as it was released, a sleeping
+ * thread woke into its stop handler, was stopped again before it got back
+ * into nanosleep, and its sleep never advanced: test_churning_threads hung
+ * in stop-the-world mode on most runs.  Here a thread sleeps 40 x 1 ms
+ * while the main thread collects until it is done; without a gap between
+ * stops the sleeper never finishes (the 60 s deadline is a hang detector,
+ * not a speed check: it takes well under a second). */
+static atomic_int sleeper_done;
+
+static void *sleeper_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 40; i++)
+        sleep_ms(1);
+    atomic_store(&sleeper_done, 1);
+    return NULL;
+}
+
+static void test_back_to_back_collections(void)
+{
+    atomic_store(&sleeper_done, 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, sleeper_thread, NULL) == 0);
+    double t0 = now_sec();
+    int cycles = 0;
+    while (!atomic_load(&sleeper_done) && now_sec() - t0 < 60) {
+        cgc_collect();
+        cycles++;
+    }
+    CHECKF(atomic_load(&sleeper_done), "a sleeping thread made no progress in 60 s of "
+           "back-to-back collections (%d cycles)", cycles);
+    pthread_join(t, NULL);
+    printf("back to back: 40 sleeps of 1 ms done during %d collections, %.2f s\n", cycles,
+           now_sec() - t0);
+}
+
 int main(void)
 {
     cgc_init();
@@ -577,6 +616,7 @@ int main(void)
     run_own_stack(0);
     run_own_stack(1);
     test_attach_detach();
+    test_back_to_back_collections();
     test_churning_threads();
     test_fork();
     test_exit_values();
