@@ -18,7 +18,7 @@ CTEST_ARGS = --output-on-failure -j$(JOBS) --timeout 600
 
 TEST_DEPS  = cmake gcc make pkg-config
 BENCH_DEPS = $(TEST_DEPS) libgc-dev libmimalloc-dev libjemalloc-dev golang-go \
-             valgrind hyperfine time
+             valgrind hyperfine time linux-perf python3
 
 ASAN_ENV = ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=0:abort_on_error=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -10,6 +10,8 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* xorshift64*: small, fast, deterministic. State must be nonzero. */
 typedef struct { uint64_t s; } bench_rng;
@@ -90,6 +92,45 @@ static inline void bench_hist_add(bench_hist *h, uint64_t ns)
     h->sum_ns += ns;
     if (ns > h->max_ns)
         h->max_ns = ns;
+}
+
+/* Slow operations, for bench/slowops.sh: with BENCH_SLOW_US=n in the
+ * environment, every operation of n us or more is noted (its start and end
+ * on CLOCK_MONOTONIC, the clock `perf record -k CLOCK_MONOTONIC` stamps
+ * scheduler events with) and printed at the end as SLOWOP lines, so that
+ * the tracer can tell what ran on the program's CPU meanwhile.  Off by
+ * default: the check is one compare per operation. */
+#define BENCH_SLOW_MAX 4096
+typedef struct bench_slow_log {
+    uint64_t threshold_ns; /* UINT64_MAX: off */
+    unsigned n;
+    uint64_t start[BENCH_SLOW_MAX], end[BENCH_SLOW_MAX];
+} bench_slow_log;
+static bench_slow_log bench_slow = {UINT64_MAX, 0, {0}, {0}};
+
+static void bench_slow_init(void)
+{
+    const char *e = getenv("BENCH_SLOW_US");
+    if (e != NULL && *e != '\0')
+        bench_slow.threshold_ns = (uint64_t)strtoull(e, NULL, 10) * 1000u;
+}
+
+/* One timed operation, [a, b) on bench_now_ns's clock. */
+static inline void bench_op(bench_hist *h, uint64_t a, uint64_t b)
+{
+    bench_hist_add(h, b - a);
+    if (b - a >= bench_slow.threshold_ns && bench_slow.n < BENCH_SLOW_MAX) {
+        bench_slow.start[bench_slow.n] = a;
+        bench_slow.end[bench_slow.n++] = b;
+    }
+}
+
+static void bench_slow_print(const char *name)
+{
+    for (unsigned i = 0; i < bench_slow.n; i++)
+        printf("SLOWOP name=%s tid=%ld start_ns=%" PRIu64 " end_ns=%" PRIu64 " us=%.1f\n", name,
+               (long)syscall(SYS_gettid), bench_slow.start[i], bench_slow.end[i],
+               (bench_slow.end[i] - bench_slow.start[i]) / 1e3);
 }
 
 static uint64_t bench_hist_pct(const bench_hist *h, double p)

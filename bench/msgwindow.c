@@ -40,6 +40,7 @@ int main(int argc, char **argv)
     uint64_t errors = 0;
 
     B_INIT();
+    bench_slow_init();
     bench_gc_begin();
 
     unsigned char **window = (unsigned char **)b_check(B_MALLOC(w * sizeof *window), w * sizeof *window);
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
         B_STORE(&window[slot], m);
         uint64_t b = bench_now_ns();
 
-        bench_hist_add(&hist, b - a);
+        bench_op(&hist, a, b);
         if ((i & 16383) == 16383)
             bench_gc_poll();
     }
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
                  w, count, size, hist.max_ns / 1e3, bench_hist_pct(&hist, 99) / 1e3,
                  bench_hist_pct(&hist, 99.9) / 1e3, (double)hist.sum_ns / (double)(hist.n ? hist.n : 1),
                  errors);
+    bench_slow_print("msgwindow");
     if (errors != 0) {
         fprintf(stderr, "msgwindow: %" PRIu64 " messages damaged (premature free?)\n", errors);
         return 1;

@@ -373,6 +373,44 @@ if want treewindow; then
     latency_table tree "Tree window (window, replacements, levels: $TREE_ARGS)"
 fi
 
+# ------------------------------------- what the slow operations were --
+# The worst operation of a latency run includes time the kernel gave the
+# program's CPU to other processes (the noise-floor rows).  slowops.sh
+# traces the scheduler during extra runs of the C variants and splits each
+# operation over 0.5 ms: the last column is the worst operation less the
+# time other processes held its CPU, i.e. what the allocator or collector
+# itself cost (its own work, waits for its threads, its threads on the
+# program's CPU).  Needs root and perf; skipped otherwise.
+slowops_table() { # program-stem title args...
+    local stem=$1 title=$2 v line worst own
+    shift 2
+    emit "### $title: slow operations traced ($REPS runs each, operations over 0.5 ms)"
+    emit ""
+    emit "| variant | worst op ms, per run | worst op less other processes' time ms, per run |"
+    emit "|---|---|---|"
+    for v in cgc bdwgc malloc; do
+        [ -x "$BIN/${stem}_$v" ] || continue
+        worst="" own=""
+        while read -r line; do
+            case $line in *ops=0*) worst="$worst <0.5" own="$own <0.5"; continue ;; esac
+            worst="$worst $(ms "$(sed -n 's/.*worst_op_us=\([0-9.]*\).*/\1/p' <<<"$line")")"
+            own="$own $(ms "$(sed -n 's/.*worst_own_us=\([0-9.]*\).*/\1/p' <<<"$line")")"
+        done < <(RUNS=$REPS SLOW_US=500 timeout "$TIMEOUT" bash "$SRC/slowops.sh" "$BUILD" "${stem}_$v" "$@" \
+                 2>>"$LOGDIR/slowops.log" | tee -a "$LOGDIR/slowops.log" | grep '^SLOWOPS')
+        emit "| $v |$worst |$own |"
+    done
+    emit ""
+}
+if [ "$QUICK" != 1 ] && [ "$(id -u)" -eq 0 ] && command -v perf >/dev/null && command -v python3 >/dev/null; then
+    # shellcheck disable=SC2086
+    {
+        want msgwindow && slowops_table msgwindow "Message window" $MSG_ARGS
+        want treewindow && slowops_table treewindow "Tree window" $TREE_ARGS
+    }
+else
+    note "slow-operation tracing skipped (needs root, perf and python3; not in BENCH_QUICK runs)"
+fi
+
 # ------------------------------------------------------------ footer --
 emit "## All run times (s)"
 emit ""

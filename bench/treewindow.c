@@ -74,6 +74,7 @@ int main(int argc, char **argv)
     bench_rng_seed(&rng, 42);
 
     B_INIT();
+    bench_slow_init();
     bench_gc_begin();
 
     node **window = (node **)b_check(B_MALLOC(w * sizeof *window), w * sizeof *window);
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
         uint64_t b = bench_now_ns();
 
         tags[slot] = tag;
-        bench_hist_add(&hist, b - a);
+        bench_op(&hist, a, b);
         if ((i & 16383) == 16383)
             bench_gc_poll();
     }
@@ -121,6 +122,7 @@ int main(int argc, char **argv)
                  w, reps, levels, fill_s, hist.max_ns / 1e3, bench_hist_pct(&hist, 99) / 1e3,
                  bench_hist_pct(&hist, 99.9) / 1e3, (double)hist.sum_ns / (double)(hist.n ? hist.n : 1),
                  errors);
+    bench_slow_print("treewindow");
     if (errors != 0) {
         fprintf(stderr, "treewindow: %" PRIu64 " trees damaged (premature free?)\n", errors);
         return 1;
