@@ -224,7 +224,7 @@ bool cgc__cache_refill(cgc_mcache *c, unsigned spanclass) {
     /* Proportional sweeping: each span taken while a sweep is pending
      * sweeps one span of any class, so sweep completes well before the
      * next trigger even without the background sweeper. */
-    if (atomic_load_explicit(&cgc__sweep_pages_left, RELAXED)) cgc__sweep_one();
+    if (atomic_load_explicit(&cgc__sweep_pages_left, RELAXED)) cgc__sweep_one(false);
 
     s = cgc__central_cache_span(spanclass, c);
     if (!s) {

@@ -95,12 +95,17 @@ static bool claim(cgc_span *s, uint32_t sg) {
     return atomic_compare_exchange_strong_explicit(&s->sweepgen, &want, sg - 1, ACQ_REL, RELAXED);
 }
 
-cgc_span *cgc__central_take_unswept(unsigned spanclass) {
+cgc_span *cgc__central_take_unswept(unsigned spanclass, bool may_wait, bool *busy) {
     cgc_central *c = &cgc__central[spanclass];
     /* sg is read under the lock: the background sweeper is not stopped by
      * a stop-the-world, and a value read before a cycle advanced sg would
      * name the new swept list as unswept */
-    cgc__lock(&c->lock);
+    *busy = false;
+    if (!may_wait && pthread_mutex_trylock(&c->lock) != 0) {
+        *busy = true;
+        return NULL;
+    }
+    if (may_wait) cgc__lock(&c->lock);
     uint32_t sg = atomic_load_explicit(&cgc__sweepgen, ACQUIRE);
     unsigned u = 1 - swept_index(sg);
     cgc_span *s = list_pop(&c->partial[u]);

@@ -474,7 +474,9 @@ void cgc__central_uncache_owned(cgc_span **v, size_t n, bool counted);
 /* Puts a swept span on its class's list (partial or full). */
 void cgc__central_put_swept(cgc_span *s);
 /* Takes one unswept span and claims it (sweepgen sg-1), or NULL. */
-cgc_span *cgc__central_take_unswept(unsigned spanclass);
+/* An unswept span of the class, claimed; NULL if none.  With !may_wait a
+ * class whose lock is held is passed over (NULL, *busy set). */
+cgc_span *cgc__central_take_unswept(unsigned spanclass, bool may_wait, bool *busy);
 /* Sweep start: notes which classes hold unswept spans (the sweepers' hint). */
 void cgc__central_note_unswept_classes(void);
 /* A class at or after `start` (cyclically) that may hold unswept spans, or
@@ -862,7 +864,10 @@ extern atomic_u32 cgc__sweepgen CGC_INTERNAL;
  * page heap.  preserve: keep even if empty (mcentral wants to use it). */
 bool cgc__sweep_span(cgc_span *s, bool preserve);
 /* Sweeps one span from any class; false when nothing was left. */
-bool cgc__sweep_one(void);
+/* Sweeps one span of any class; false when the sweep is over.  A program
+ * thread's proportional sweep (may_wait false) passes over classes whose
+ * lock is held; true if it swept one, or found only busy classes. */
+bool cgc__sweep_one(bool may_wait);
 void cgc__sweep_finish(void);       /* sweep everything left, wait for sweepers */
 void cgc__sweep_start(void);        /* after sg advanced: wake the sweeper */
 void cgc__sweeper_init(void);
