@@ -540,11 +540,18 @@ static void signal_idle(void) {
 
 static void *worker_main(void *arg) {
     worker *me = arg;
-    /* Idle workers take only CPU nobody else wants.  The others keep the
-     * normal policy: as SCHED_BATCH threads (no wakeup preemption) the
-     * workers woken into a stopped world's drain waited out the parked
-     * threads' spin (threads.c), and msgwindow's median pause rose from
-     * about 100 to 175 us. */
+    /* Idle workers take only CPU nobody else wants.  The fractional
+     * worker, which sleeps out its share after every piece and wakes
+     * again, is SCHED_BATCH: a woken SCHED_OTHER thread preempts the one
+     * running on the CPU it lands on, and that was often the program's
+     * (bench/slowops.sh, three alternating rounds of six msgwindow and
+     * treewindow runs: program time lost to a mark worker 2325, 2597 and
+     * 3137 us before, 682, 234 and 2857 us after).  Pauses did not move
+     * (10 alternating runs each: median of the runs' max pause 65 -> 59 us
+     * and 85 -> 79 us).  An earlier try, with every worker SCHED_BATCH
+     * and parked threads that spun, had raised msgwindow's median pause
+     * from 100 to 175 us.  Dedicated workers (4 CPUs or more) keep the
+     * normal policy: they are meant to hold their CPU. */
     if (me->mode == WORKER_IDLE) {
         struct sched_param sp = {0};
         pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
@@ -552,6 +559,10 @@ static void *worker_main(void *arg) {
         /* not the coordinator's short slice, which it inherits: a woken
          * worker with a short slice would preempt the program at once */
         cgc__thread_set_slice(0);
+        if (me->mode == WORKER_FRACTIONAL) {
+            struct sched_param sp = {0};
+            pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+        }
     }
     cgc_gcwork w = {0};
     for (;;) {
