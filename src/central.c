@@ -191,7 +191,12 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
         list_push(&c->full[sw], s);
     }
     /* On-demand sweeping: unswept spans of this class before the heap
-     * grows, a bounded number of them so an allocation never stalls long. */
+     * grows, a bounded number of them so an allocation never stalls long.
+     * A swept span with room is taken without the lock again (it is ours:
+     * claimed, on no list); only a full one goes back under it.  (Every
+     * relock could sleep behind the background sweeper, preempted with the
+     * lock held on a loaded machine.) */
+    bool locked = true;
     for (int tries = 0; !s && tries < 100; tries++) {
         /* a stop is waiting for this thread: take a fresh span instead of
          * sweeping on (the sweep completes in the background) */
@@ -204,11 +209,15 @@ cgc_span *cgc__central_cache_span(unsigned spanclass, cgc_mcache *owner) {
         cgc__unlock(&c->lock);
         cgc__sweep_span(u, true);
         atomic_fetch_sub_explicit(&cgc__sweepers_active, 1, RELEASE);
+        if (u->alloc_count < u->nelems) {
+            s = u;
+            locked = false;
+            break;
+        }
         cgc__lock(&c->lock);
-        if (u->alloc_count < u->nelems) s = u;
-        else list_push(&c->full[sw], u);
+        list_push(&c->full[sw], u);
     }
-    cgc__unlock(&c->lock);
+    if (locked) cgc__unlock(&c->lock);
     pthread_rwlock_unlock(&cgc__sweep_fork_lock);
 fresh:
     if (!s) {

@@ -264,6 +264,9 @@ uint64_t cgc__heap_take_inuse_peak(void) {
  * up stayed: binary-trees made about 115 madvise calls per cycle. */
 size_t cgc__heap_scavenge(size_t retain) {
     size_t released = 0;
+    /* fork waits for the whole scavenge: a child made while a run was out
+     * of the free set would never get it back */
+    pthread_rwlock_rdlock(&cgc__sweep_fork_lock);
     cgc__lock(&cgc__heap_lock);
     cgc_arena *last = cgc__arenas;
     while (last && last->next) last = last->next;
@@ -279,23 +282,36 @@ size_t cgc__heap_scavenge(size_t retain) {
                 if (len > hi + 1) len = hi + 1;
                 unsigned lo = hi + 1 - len;
                 uint64_t mask = (len == 64) ? ~0ull : (((1ull << len) - 1) << lo);
+                /* The madvise runs without the lock (tens of us, a TLB
+                 * shootdown; the sweeper that runs it is SCHED_BATCH and,
+                 * preempted inside it with the lock held, kept allocating
+                 * threads asleep for milliseconds on a loaded machine).
+                 * Meanwhile the run is out of the free set (word w is chunk
+                 * w), so no span is made of pages being released; it is
+                 * neither free nor in use, and nothing else changes its
+                 * bits.  Taking pages only shortens runs: longest_run
+                 * stays a bound. */
+                _Static_assert(CHUNK_PAGES == 64, "a free_bits word is a chunk");
+                a->free_bits[w] &= ~mask;
+                summarize_chunk(a, w);
+                cgc__unlock(&cgc__heap_lock);
                 cgc__os_release((void *)(a->base + ((w * 64 + lo) << CGC_PAGE_SHIFT)),
                                 (size_t)len << CGC_PAGE_SHIFT);
+                cgc__lock(&cgc__heap_lock);
+                a->free_bits[w] |= mask;
+                summarize_chunk(a, w);
+                a->longest_run = PAGES_PER_ARENA; /* freed pages: a bound again (set_pages) */
                 a->released_bits[w] |= mask;
                 a->dirty_bits[w] &= ~mask;
                 pages_released += len;
                 pages_dirty -= len;
                 released += (size_t)len << CGC_PAGE_SHIFT;
-                /* one madvise per hold of the lock: an allocating thread
-                 * (which a stop-the-world may be waiting for) never waits
-                 * behind the whole scavenge */
-                cgc__unlock(&cgc__heap_lock);
-                cgc__lock(&cgc__heap_lock);
             }
         }
     }
 done:
     cgc__unlock(&cgc__heap_lock);
+    pthread_rwlock_unlock(&cgc__sweep_fork_lock);
     return released;
 }
 

@@ -122,8 +122,13 @@ bool cgc__sweep_one(bool may_wait) {
 }
 
 void cgc__sweep_finish(void) {
-    while (cgc__sweep_one(true)) {
-    }
+    /* Yields every 64 spans, as the background sweeper does: what is left
+     * can be thousands of spans when the sweeper got no CPU, and the
+     * coordinator, which finishes it before each cycle, runs at normal
+     * priority with a short slice, often on the CPU of the program thread
+     * whose allocation asked for the cycle. */
+    for (unsigned n = 0; cgc__sweep_one(true);)
+        if ((++n & 63) == 0) sched_yield();
     while (atomic_load_explicit(&cgc__sweepers_active, ACQUIRE)) sched_yield();
 }
 
