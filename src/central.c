@@ -101,11 +101,12 @@ cgc_span *cgc__central_take_unswept(unsigned spanclass, bool may_wait, bool *bus
      * a stop-the-world, and a value read before a cycle advanced sg would
      * name the new swept list as unswept */
     *busy = false;
-    if (!may_wait && pthread_mutex_trylock(&c->lock) != 0) {
+    if (may_wait) {
+        cgc__lock(&c->lock);
+    } else if (pthread_mutex_trylock(&c->lock) != 0) {
         *busy = true;
         return NULL;
     }
-    if (may_wait) cgc__lock(&c->lock);
     uint32_t sg = atomic_load_explicit(&cgc__sweepgen, ACQUIRE);
     unsigned u = 1 - swept_index(sg);
     cgc_span *s = list_pop(&c->partial[u]);

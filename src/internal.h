@@ -473,9 +473,8 @@ void cgc__central_uncache_span(cgc_span *s);
 void cgc__central_uncache_owned(cgc_span **v, size_t n, bool counted);
 /* Puts a swept span on its class's list (partial or full). */
 void cgc__central_put_swept(cgc_span *s);
-/* Takes one unswept span and claims it (sweepgen sg-1), or NULL. */
-/* An unswept span of the class, claimed; NULL if none.  With !may_wait a
- * class whose lock is held is passed over (NULL, *busy set). */
+/* Takes one unswept span and claims it (sweepgen sg-1), or NULL.  With
+ * !may_wait a class whose lock is held is passed over (NULL, *busy set). */
 cgc_span *cgc__central_take_unswept(unsigned spanclass, bool may_wait, bool *busy);
 /* Sweep start: notes which classes hold unswept spans (the sweepers' hint). */
 void cgc__central_note_unswept_classes(void);
@@ -863,7 +862,6 @@ extern atomic_u32 cgc__sweepgen CGC_INTERNAL;
  * then on no list; caller puts it somewhere) — false if it went back to the
  * page heap.  preserve: keep even if empty (mcentral wants to use it). */
 bool cgc__sweep_span(cgc_span *s, bool preserve);
-/* Sweeps one span from any class; false when nothing was left. */
 /* Sweeps one span of any class; false when the sweep is over.  A program
  * thread's proportional sweep (may_wait false) passes over classes whose
  * lock is held; true if it swept one, or found only busy classes. */

@@ -121,14 +121,19 @@ bool cgc__sweep_one(bool may_wait) {
     return false;
 }
 
-void cgc__sweep_finish(void) {
-    /* Yields every 64 spans, as the background sweeper does: what is left
-     * can be thousands of spans when the sweeper got no CPU, and the
-     * coordinator, which finishes it before each cycle, runs at normal
-     * priority with a short slice, often on the CPU of the program thread
-     * whose allocation asked for the cycle. */
+/* Sweeps until nothing is left, yielding every 64 spans so that a program
+ * thread waiting for this CPU gets it: the background sweeper's loop, and
+ * the coordinator's before each cycle (which can be thousands of spans
+ * when the sweeper got no CPU; the coordinator runs at normal priority
+ * with a short slice, often on the CPU of the program thread whose
+ * allocation asked for the cycle). */
+static void sweep_all(void) {
     for (unsigned n = 0; cgc__sweep_one(true);)
         if ((++n & 63) == 0) sched_yield();
+}
+
+void cgc__sweep_finish(void) {
+    sweep_all();
     while (atomic_load_explicit(&cgc__sweepers_active, ACQUIRE)) sched_yield();
 }
 
@@ -165,9 +170,7 @@ static void *sweeper_main(void *arg) {
         sweeper_wakeups = 0;
         pthread_mutex_unlock(&sweeper_lock);
         uint64_t cpu0 = cgc__thread_cputime();
-        unsigned n = 0;
-        while (cgc__sweep_one(true))
-            if ((++n & 63) == 0) sched_yield(); /* background: let mutators run */
+        sweep_all();
         /* sweep done: give back what the heap will not need before the
          * next goal (the scavenger) */
         cgc__heap_scavenge(
